@@ -1,0 +1,1 @@
+"""Data shipped with openear: the taxonomy preset, model artefacts and the demo sample."""

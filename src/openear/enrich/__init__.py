@@ -1,0 +1,80 @@
+"""Enrichment: language, near-duplicate clusters, categories, sentiment. Each enricher labels ``name@version``.
+
+:class:`Enrichment` runs the shipped enrichers over a batch of guarded posts and returns :class:`EnrichedPost`
+objects for the store. Each stage lives in its own module; this one only wires them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from openear.enrich.classify import Classifier
+from openear.enrich.dedupe import Deduper
+from openear.enrich.language import LanguageDetector
+from openear.enrich.sentiment import SentimentModel
+from openear.models import EnrichedPost, GuardedPost, Label
+
+__all__ = ["Enrichment", "content_hash"]
+
+
+def content_hash(post: GuardedPost) -> str:
+    """A digest of everything the store keeps of a post, to tell a changed post from a re-delivered one."""
+    parts = [
+        post.platform,
+        post.kind,
+        post.visibility,
+        post.created_at.isoformat(),
+        post.text,
+        post.title or "",
+        post.url or "",
+        post.author_pseudonym or "",
+        post.lang_hint or "",
+        post.country or "",
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+class Enrichment:
+    """The default enrichers, loaded once per process."""
+
+    def __init__(self, taxonomy_path: Path | None = None) -> None:
+        self.language = LanguageDetector()
+        self.deduper = Deduper()
+        self.classifier = Classifier.load(taxonomy_path)
+        self.sentiment = SentimentModel.load()
+
+    def warm_deduper(self, signatures: object, since: datetime | None = None) -> None:
+        """Teach the deduper the signatures of recent stored posts (iterable of (cluster key, post key, bytes))."""
+        self.deduper.load(signatures)  # type: ignore[arg-type]
+
+    def enrich(self, batch: Sequence[GuardedPost]) -> list[EnrichedPost]:
+        if not batch:
+            return []
+        langs = [self.language.detect(p.text if not p.title else f"{p.title}. {p.text}", hint=p.lang_hint)
+                 for p in batch]
+        sentiments = self.sentiment.predict([p.text if not p.title else f"{p.title}. {p.text}" for p in batch],
+                                            [lang for lang, _ in langs])
+        out: list[EnrichedPost] = []
+        for post, (lang, lang_score), (sent, sent_score) in zip(batch, langs, sentiments, strict=True):
+            cats = self.classifier.classify(post.text, title=post.title, kind=post.kind, lang=lang)
+            labels: list[Label] = [Label("lang", lang, lang_score, self.language.enricher)]
+            labels.extend(cats.labels)
+            labels.append(Label("sentiment", sent, sent_score, self.sentiment.enricher))
+            key = f"{post.source}\x1f{post.external_id}"
+            cluster_key, signature = self.deduper.assign(key, post.text)
+            out.append(
+                EnrichedPost(
+                    post=post,
+                    labels=tuple(labels),
+                    lang=lang,
+                    sentiment=sent,
+                    category=cats.primary,
+                    content_hash=content_hash(post),
+                    cluster_key=cluster_key,
+                    minhash=signature,
+                )
+            )
+        return out

@@ -1,0 +1,389 @@
+"""The store: SQLAlchemy Core over ``sqlite:///`` (WAL, one writer) or ``postgresql://``.
+
+Writes are idempotent: posts are upserted by ``(source, external_id)``; a post whose guarded content did not change
+is counted as unchanged and left alone. A batch, its labels, its guard counts and its source cursor commit in one
+transaction, so a crash between batches loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.exc import OperationalError
+
+from openear.errors import ConfigError
+from openear.models import EnrichedPost, GuardedPost, Rejection, RunStats
+from openear.store import schema
+from openear.store.schema import clusters, cursors, guard_counts, guard_seen, labels, posts, runs, sources
+
+__all__ = ["BatchResult", "Store", "open_store", "utcnow"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    """Now, as the store keeps times: naive UTC, to the microsecond."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    stored: int
+    unchanged: int
+
+
+class Store:
+    """One database. Cheap to create; share one per process."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.dialect = url.split(":", 1)[0].split("+", 1)[0]
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    # -- schema ---------------------------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        if self.dialect == "sqlite":
+            db_path = self.url.split("///", 1)[-1]
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def check_ready(self) -> None:
+        """Raise :class:`ConfigError` unless the schema exists."""
+        try:
+            rev = self.revision()
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the database: {exc.orig}") from None
+        if rev is None:
+            raise ConfigError("the database has no schema; run 'openear init' first")
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- runs and sources -----------------------------------------------------------------------------------
+    def declare_source(
+        self, name: str, *, connector: str, visibility: str, kind: str, country: str | None = None
+    ) -> None:
+        if visibility not in ("public", "consented"):
+            raise ValueError(f"a source is 'public' or 'consented', not {visibility!r}")
+        now = utcnow()
+        with self.begin() as conn:
+            row = conn.execute(select(sources.c.name).where(sources.c.name == name)).first()
+            values = {"connector": connector, "visibility": visibility, "kind": kind, "country": country}
+            if row is None:
+                conn.execute(insert(sources).values(name=name, first_seen_at=now, **values))
+            else:
+                conn.execute(update(sources).where(sources.c.name == name).values(**values))
+
+    def start_run(self, kind: str, source: str | None) -> int:
+        with self.begin() as conn:
+            result = conn.execute(
+                insert(runs).values(kind=kind, source=source, started_at=utcnow(), status="running")
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, stats: RunStats, status: str = "ok") -> None:
+        now = utcnow()
+        with self.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(finished_at=now, status=status, stats=json.dumps(stats.as_dict()))
+            )
+            source = conn.execute(select(runs.c.source).where(runs.c.id == run_id)).scalar()
+            if source:
+                conn.execute(update(sources).where(sources.c.name == source).values(last_run_at=now))
+
+    def get_cursor(self, source: str) -> str | None:
+        with self.connect() as conn:
+            return conn.execute(select(cursors.c.value).where(cursors.c.source == source)).scalar()
+
+    # -- the write path -------------------------------------------------------------------------------------
+    def write_batch(
+        self,
+        run_id: int,
+        batch: Sequence[EnrichedPost],
+        *,
+        rejections: Iterable[Rejection] = (),
+        cursor: tuple[str, str] | None = None,
+    ) -> BatchResult:
+        """Upsert a batch of enriched posts, the guard's counts and the source cursor in one transaction.
+
+        Scrubs are counted for posts stored (new or changed) only, and rejections once per item digest, so a
+        re-delivered batch changes nothing.
+        """
+        for item in batch:
+            if not isinstance(item, EnrichedPost) or not isinstance(item.post, GuardedPost):
+                raise TypeError("the store accepts only GuardedPost (via EnrichedPost) built by openear.guard")
+        now = utcnow()
+        stored = unchanged = 0
+        with self.begin() as conn:
+            existing = self._existing(conn, batch)
+            cluster_ids = self._clusters_for(conn, batch, now)
+            new_rows: list[dict[str, Any]] = []
+            new_items: list[EnrichedPost] = []
+            stored_items: list[EnrichedPost] = []
+            for item in batch:
+                p = item.post
+                key = (p.source, p.external_id)
+                prior = existing.get(key)
+                if prior is not None and prior[1] == item.content_hash:
+                    unchanged += 1
+                    continue
+                row = _post_row(item, run_id, now, cluster_ids.get(item.cluster_key))
+                stored += 1
+                stored_items.append(item)
+                if prior is None:
+                    new_rows.append(row)
+                    new_items.append(item)
+                    existing[key] = (-1, item.content_hash)  # a repeat inside the batch is unchanged
+                else:
+                    del row["stored_at"]
+                    conn.execute(update(posts).where(posts.c.id == prior[0]).values(**row))
+                    conn.execute(labels.delete().where(labels.c.post_id == prior[0]))
+                    self._insert_labels(conn, [(prior[0], item)])
+            if new_rows:
+                conn.execute(insert(posts), new_rows)
+                ids = self._ids_for(conn, [(i.post.source, i.post.external_id) for i in new_items])
+                self._insert_labels(conn, [(ids[(i.post.source, i.post.external_id)], i) for i in new_items])
+            self._refresh_clusters(conn, {cluster_ids[i.cluster_key] for i in batch if i.cluster_key})
+            counts: dict[tuple[str, str, str, str], int] = {}
+            for r in self._unseen(conn, rejections):
+                k = (r.source, r.day, r.action, r.reason)
+                counts[k] = counts.get(k, 0) + 1
+            for item in stored_items:
+                day = item.post.created_at.strftime("%Y-%m-%d")
+                for kind in item.post.scrubbed:
+                    k = (item.post.source, day, "scrubbed", kind)
+                    counts[k] = counts.get(k, 0) + 1
+            self._add_guard_counts(conn, counts)
+            if cursor is not None:
+                self._save_cursor(conn, cursor[0], cursor[1], now)
+        return BatchResult(stored=stored, unchanged=unchanged)
+
+    @staticmethod
+    def _unseen(conn: Connection, rejections: Iterable[Rejection]) -> list[Rejection]:
+        """The rejections not counted before (by item digest); remembers them."""
+        fresh: dict[str, Rejection] = {}
+        anonymous: list[Rejection] = []
+        for r in rejections:
+            if r.digest:
+                fresh.setdefault(r.digest, r)
+            else:
+                anonymous.append(r)
+        digests = list(fresh)
+        for chunk in _chunks(digests, 500):
+            for (d,) in conn.execute(select(guard_seen.c.digest).where(guard_seen.c.digest.in_(chunk))):
+                fresh.pop(d, None)
+        if fresh:
+            conn.execute(insert(guard_seen), [{"digest": d, "day": r.day} for d, r in fresh.items()])
+        return anonymous + list(fresh.values())
+
+    @staticmethod
+    def _existing(conn: Connection, batch: Sequence[EnrichedPost]) -> dict[tuple[str, str], tuple[int, str]]:
+        by_source: dict[str, list[str]] = {}
+        for item in batch:
+            by_source.setdefault(item.post.source, []).append(item.post.external_id)
+        found: dict[tuple[str, str], tuple[int, str]] = {}
+        for source, ids in by_source.items():
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(
+                    select(posts.c.id, posts.c.external_id, posts.c.content_hash).where(
+                        posts.c.source == source, posts.c.external_id.in_(chunk)
+                    )
+                )
+                for pid, ext, h in rows:
+                    found[(source, ext)] = (pid, h)
+        return found
+
+    @staticmethod
+    def _ids_for(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        result: dict[tuple[str, str], int] = {}
+        by_source: dict[str, list[str]] = {}
+        for s, e in keys:
+            by_source.setdefault(s, []).append(e)
+        for source, ids in by_source.items():
+            for chunk in _chunks(ids, 500):
+                for pid, ext in conn.execute(
+                    select(posts.c.id, posts.c.external_id).where(
+                        posts.c.source == source, posts.c.external_id.in_(chunk)
+                    )
+                ):
+                    result[(source, ext)] = pid
+        return result
+
+    @staticmethod
+    def _insert_labels(conn: Connection, items: list[tuple[int, EnrichedPost]]) -> None:
+        rows = [
+            {"post_id": pid, "name": lb.name, "value": lb.value, "score": lb.score, "enricher": lb.enricher}
+            for pid, item in items
+            for lb in item.labels
+        ]
+        if rows:
+            conn.execute(insert(labels), rows)
+
+    @staticmethod
+    def _clusters_for(conn: Connection, batch: Sequence[EnrichedPost], now: datetime) -> dict[str | None, int]:
+        keys = sorted({i.cluster_key for i in batch if i.cluster_key})
+        ids: dict[str | None, int] = {}
+        for chunk in _chunks(keys, 500):
+            for cid, key in conn.execute(select(clusters.c.id, clusters.c.key).where(clusters.c.key.in_(chunk))):
+                ids[key] = cid
+        missing = [k for k in keys if k not in ids]
+        if missing:
+            conn.execute(insert(clusters), [{"key": k, "size": 0, "first_seen": now, "last_seen": now} for k in missing])
+            for chunk in _chunks(missing, 500):
+                for cid, key in conn.execute(
+                    select(clusters.c.id, clusters.c.key).where(clusters.c.key.in_(chunk))
+                ):
+                    ids[key] = cid
+        return ids
+
+    @staticmethod
+    def _refresh_clusters(conn: Connection, ids: set[int]) -> None:
+        """Recompute size, first/last post time and representative of the clusters a batch touched."""
+        for chunk in _chunks(sorted(ids), 500):
+            stats = conn.execute(
+                select(
+                    posts.c.cluster_id,
+                    func.count(),
+                    func.min(posts.c.created_at),
+                    func.max(posts.c.created_at),
+                    func.min(posts.c.id),
+                )
+                .where(posts.c.cluster_id.in_(chunk))
+                .group_by(posts.c.cluster_id)
+            ).all()
+            for cid, n, first, last, rep in stats:
+                conn.execute(
+                    update(clusters)
+                    .where(clusters.c.id == cid)
+                    .values(size=n, first_seen=first, last_seen=last, representative_post_id=rep)
+                )
+
+    def _add_guard_counts(self, conn: Connection, counts: dict[tuple[str, str, str, str], int]) -> None:
+        for (source, day, action, reason), n in sorted(counts.items()):
+            where = (
+                (guard_counts.c.source == source)
+                & (guard_counts.c.day == day)
+                & (guard_counts.c.action == action)
+                & (guard_counts.c.reason == reason)
+            )
+            done = conn.execute(update(guard_counts).where(where).values(n=guard_counts.c.n + n)).rowcount
+            if not done:
+                conn.execute(insert(guard_counts).values(source=source, day=day, action=action, reason=reason, n=n))
+
+    @staticmethod
+    def _save_cursor(conn: Connection, source: str, value: str, now: datetime) -> None:
+        done = conn.execute(
+            update(cursors).where(cursors.c.source == source).values(value=value, updated_at=now)
+        ).rowcount
+        if not done:
+            conn.execute(insert(cursors).values(source=source, value=value, updated_at=now))
+
+    # -- reads the pipeline needs ---------------------------------------------------------------------------
+    def recent_signatures(self, since: datetime) -> Iterator[tuple[str, str, bytes]]:
+        """(cluster key, post key, MinHash bytes) of posts created since ``since``, for the deduper."""
+        q = (
+            select(clusters.c.key, posts.c.source, posts.c.external_id, posts.c.minhash)
+            .join(clusters, clusters.c.id == posts.c.cluster_id)
+            .where(posts.c.created_at >= to_naive_utc(since), posts.c.minhash.is_not(None))
+        )
+        with self.connect() as conn:
+            for key, src, ext, mh in conn.execute(q):
+                yield key, f"{src}\x1f{ext}", bytes(mh)
+
+    def count(self, table: str = "posts") -> int:
+        with self.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.metadata.tables[table])).scalar_one())
+
+
+def _post_row(item: EnrichedPost, run_id: int, now: datetime, cluster_id: int | None) -> dict[str, Any]:
+    p = item.post
+    return {
+        "source": p.source,
+        "external_id": p.external_id,
+        "platform": p.platform,
+        "kind": p.kind,
+        "visibility": p.visibility,
+        "created_at": to_naive_utc(p.created_at),
+        "text": p.text,
+        "title": p.title,
+        "url": p.url,
+        "author_pseudonym": p.author_pseudonym,
+        "lang": item.lang,
+        "country": p.country,
+        "sentiment": item.sentiment,
+        "category": item.category,
+        "content_hash": item.content_hash,
+        "cluster_id": cluster_id,
+        "minhash": item.minhash,
+        "run_id": run_id,
+        "stored_at": now,
+        "updated_at": now,
+    }
+
+
+def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def open_store(url: str, *, migrate: bool = False) -> Store:
+    store = Store(url)
+    if migrate:
+        store.migrate()
+    else:
+        store.check_ready()
+    return store
