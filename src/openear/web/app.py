@@ -1,0 +1,170 @@
+"""The web app factory: server-rendered pages, deny-by-default login, CSRF and security headers.
+
+Every path needs a signed-in user except those in :data:`PUBLIC_PATHS` and ``/static/``. HTML requests without a
+session are redirected to ``/login``; ``/api/`` requests get 401.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from openear.settings import Settings
+from openear.store import Store
+from openear.web import auth
+
+__all__ = ["CSP", "PUBLIC_PATHS", "create_app", "serve"]
+
+log = logging.getLogger("openear.web")
+
+HERE = Path(__file__).parent
+PUBLIC_PATHS = frozenset({"/login", "/transparency", "/healthz", "/favicon.ico"})
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+ERROR_TEXT = {
+    400: "The request could not be understood.",
+    401: "Please sign in.",
+    403: "You do not have access to this page.",
+    404: "There is nothing here.",
+    405: "That method is not allowed here.",
+    422: "Some of the values sent were not valid.",
+    500: "Something went wrong on our side. The error has been logged.",
+}
+
+
+def is_public(path: str) -> bool:
+    """True for paths anyone may fetch without signing in."""
+    return path in PUBLIC_PATHS or path.startswith("/static/")
+
+
+def _templates() -> Jinja2Templates:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # post text is untrusted: escape everything, everywhere
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = lambda n: f"{int(n or 0):,}"
+    return Jinja2Templates(env=env)
+
+
+class _Guard(BaseHTTPMiddleware):
+    """CSRF check, session lookup, login requirement and security headers for every response."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        app = request.app
+        request.state.user = None
+        if auth.is_cross_site(request.method, request.headers, request.headers.get("host")):
+            response = render_error(request, 403, "This request came from another site and was refused.")
+            return _secure(response, request)
+        token = request.cookies.get(auth.COOKIE_NAME)
+        if token:
+            request.state.user = await run_in_threadpool(_load_user, app.state.store, token)
+        path = request.url.path
+        if request.state.user is None and not is_public(path):
+            if path.startswith("/api/") or path == "/api":
+                response = JSONResponse({"error": "authentication required"}, status_code=401)
+            elif request.method in ("GET", "HEAD"):
+                target = path + (f"?{request.url.query}" if request.url.query else "")
+                response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            else:
+                response = render_error(request, 401)
+            return _secure(response, request)
+        response = await call_next(request)
+        return _secure(response, request)
+
+
+def _load_user(store: Store, token: str) -> auth.User | None:
+    with store.begin() as conn:
+        return auth.load_session(conn, token)
+
+
+def _secure(response: Response, request: Request) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.url.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    if request.url.scheme == "https":
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def render_error(request: Request, status: int, message: str | None = None) -> Response:
+    """A plain error page (or JSON under /api/) that says what happened, never how."""
+    text = message or ERROR_TEXT.get(status, "The request could not be completed.")
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": text}, status_code=status)
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": text, "user": getattr(request.state, "user", None), "nav": ""},
+        status_code=status,
+    )
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    """Build the app for a workspace; ``store`` defaults to one opened on ``settings.database_url``."""
+    from openear.web import pages
+
+    app = FastAPI(title="openear", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.store = store if store is not None else Store(settings.database_url)
+    app.state.throttle = auth.LoginThrottle()
+    app.state.templates = _templates()
+
+    app.add_middleware(_Guard)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(pages.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        msg = exc.detail if exc.status_code < 500 and isinstance(exc.detail, str) and exc.detail != "" else None
+        if msg in ("Not Found", "Forbidden", "Method Not Allowed", "Unauthorized", "Bad Request"):
+            msg = None
+        response = render_error(request, exc.status_code, msg)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return _secure(response, request)
+
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _secure(render_error(request, 422), request)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _secure(render_error(request, 500), request)
+
+    return app
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, server_header=False, **options)

@@ -1,0 +1,237 @@
+"""The command line as a user runs it: init, import (idempotent, bad input), report, and the privacy scan."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from openear.cli import app
+from openear.store import Store
+from openear.store.schema import guard_counts, posts, runs, users
+
+runner = CliRunner()
+
+
+def post_row(i: int, text: str, **extra: object) -> dict:
+    """One native JSON Lines record."""
+    row: dict = {"id": f"p{i}", "text": text, "created_at": f"2026-11-{(i % 27) + 1:02d}T10:00:00Z",
+                 "author": f"author_{i}"}
+    row.update(extra)
+    return row
+
+
+def invoke(home: Path, *args: str):
+    return runner.invoke(app, ["--home", str(home), *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("OPENEAR_DATABASE_URL", "OPENEAR_PSEUDONYM_KEY", "OPENEAR_KEY_FILE", "OPENEAR_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    h = tmp_path / "ws"
+    result = invoke(h, "init")
+    assert result.exit_code == 0, result.output
+    return h
+
+
+def write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_init_creates_workspace_key_0600_and_a_one_time_admin_password(tmp_path: Path) -> None:
+    h = tmp_path / "fresh"
+    result = invoke(h, "init")
+    assert result.exit_code == 0
+    assert "One-time password" in result.output
+    assert (h / "openear.toml").exists() and (h / "openear.db").exists() and (h / "taxonomy.toml").exists()
+    assert stat.S_IMODE(os.stat(h / "pseudonym.key").st_mode) == 0o600
+    password = result.output.split("(shown only now):")[1].split()[0]
+    assert len(password) >= 16
+    again = invoke(h, "init")  # completes, never resets
+    assert again.exit_code == 0 and "One-time password" not in again.output
+    store = Store(f"sqlite:///{h / 'openear.db'}")
+    with store.connect() as conn:
+        (hash_,) = conn.execute(select(users.c.password_hash)).one()
+    assert hash_.startswith("$argon2id$") and password not in hash_
+
+
+def test_import_twice_changes_nothing(home: Path, tmp_path: Path) -> None:
+    rows = [post_row(i, f"The app froze on delivery {i}") for i in range(30)]
+    rows.append(post_row(99, "Everyone strike on Friday, log off at noon"))
+    rows.append(post_row(98, "from a closed group", visibility="closed"))
+    f = write(tmp_path / "posts.jsonl", rows)
+    first = invoke(home, "import", str(f), "--source", "driver-forum", "--visibility", "consented", "--json")
+    assert first.exit_code == 0, first.output
+    s1 = json.loads(first.output.strip().splitlines()[-1])
+    assert (s1["read"], s1["stored"], s1["withheld"], s1["rejected"]) == (32, 30, 1, {"closed": 1})
+    store = Store(f"sqlite:///{home / 'openear.db'}")
+    with store.connect() as conn:
+        before_posts = conn.execute(select(posts)).all()
+        before_counts = conn.execute(select(guard_counts)).all()
+    second = invoke(home, "import", str(f), "--source", "driver-forum", "--visibility", "consented", "--json")
+    s2 = json.loads(second.output.strip().splitlines()[-1])
+    assert (s2["stored"], s2["unchanged"]) == (0, 30)
+    with store.connect() as conn:
+        assert conn.execute(select(posts)).all() == before_posts
+        assert conn.execute(select(guard_counts)).all() == before_counts
+        assert conn.execute(select(func.count()).select_from(runs)).scalar() == 2
+
+
+def test_import_requires_a_declared_visibility(home: Path, tmp_path: Path) -> None:
+    f = write(tmp_path / "p.jsonl", [post_row(1, "hi")])
+    result = invoke(home, "import", str(f), "--source", "new-source")
+    assert result.exit_code == 2
+    assert "--visibility" in result.output
+    bad = invoke(home, "import", str(f), "--source", "x", "--visibility", "private")
+    assert bad.exit_code == 2 and "never collects private" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"id": "a", "created_at": "2026-11-01T00:00:00Z", "author": "u"}', ":2: text: "),
+        ('{"id": "a", "text": "t", "created_at": "yesterday", "author": "u"}', ":2: created_at: "),
+        ('{"id": "a", "text": "t", "created_at": "2026-11-01T00:00:00Z"', ":2: json: "),
+    ],
+)
+def test_invalid_lines_are_reported_and_valid_lines_still_imported(
+    home: Path, tmp_path: Path, line: str, expected: str
+) -> None:
+    f = tmp_path / "mixed.jsonl"
+    good = json.dumps(post_row(1, "Waited an hour at the station"))
+    good2 = json.dumps(post_row(2, "Tips missing again"))
+    f.write_text(f"{good}\n{line}\n{good2}\n", encoding="utf-8")
+    result = invoke(home, "import", str(f), "--source", "s", "--visibility", "public", "--json")
+    assert result.exit_code == 1
+    assert f"{f}{expected}" in result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert (summary["stored"], summary["invalid"]) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"", "empty"), ("id,text\n1,ä".encode("utf-16"), "UTF-8"), (b"\x00\x01\x02binary\xff\xfe", "UTF-8")],
+)
+def test_an_unusable_file_fails_at_once_with_one_line(home: Path, tmp_path: Path, content: bytes, needle: str) -> None:
+    f = tmp_path / "bad.jsonl"
+    f.write_bytes(content)
+    result = invoke(home, "import", str(f), "--source", "s", "--visibility", "public")
+    assert result.exit_code == 2
+    assert needle in result.output and str(f.name) in result.output
+    assert "Traceback" not in result.output
+    store = Store(f"sqlite:///{home / 'openear.db'}")
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(runs)).scalar() == 0
+
+
+def test_a_missing_file_fails_with_one_line(home: Path, tmp_path: Path) -> None:
+    result = invoke(home, "import", str(tmp_path / "nope.jsonl"), "--source", "s", "--visibility", "public")
+    assert result.exit_code == 2 and "nope.jsonl" in result.output and "Traceback" not in result.output
+
+
+def test_commands_without_a_workspace_say_so(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "none", "report")
+    assert result.exit_code == 2 and "openear init" in result.output
+
+
+def test_report_writes_html_markdown_and_csv(home: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    day = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = [post_row(i, t, created_at=day) for i, t in enumerate(
+        ["The app crashes on login", "No tips this week", "Me desactivaron la cuenta"])]
+    f = write(tmp_path / "p.jsonl", rows)
+    assert invoke(home, "import", str(f), "--source", "s", "--visibility", "public").exit_code == 0
+    for fmt, name in (("html", "r.html"), ("md", "r.md"), ("csv", "r.csv")):
+        out = tmp_path / name
+        result = invoke(home, "report", "--since", "30d", "--format", fmt, "--output", str(out))
+        assert result.exit_code == 0, result.output
+        assert out.stat().st_size > 100
+    assert "<svg" in (tmp_path / "r.html").read_text()
+
+
+# -- the privacy scan ---------------------------------------------------------------------------------------------
+def test_no_handle_email_or_name_reaches_the_database_wal_logs_or_exports(home: Path, tmp_path: Path) -> None:
+    """1,000 known handles and e-mails go in; none comes out anywhere openear writes."""
+    secrets: list[str] = []
+    rows = []
+    for i in range(1000):
+        handle, email, name = f"zqhandle{i:04d}", f"zq.mail.{i:04d}@example.org", f"Zqname Person{i:04d}"
+        secrets += [handle, email, name]
+        rows.append({
+            "id": f"scan-{i}", "author": handle, "created_at": "2026-11-20T10:00:00Z",
+            "url": f"https://x.com/{handle}/status/{1000 + i}",
+            "text": f"Tips missing again, write to {email} or ping @{handle} / u/{handle} "
+                    f"https://twitter.com/{handle} signed {handle}",
+        })
+    f = write(tmp_path / "scan.jsonl", rows)
+    log_file = tmp_path / "openear.log"
+    handler = logging.FileHandler(log_file)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        result = invoke(home, "import", str(f), "--source", "scan", "--visibility", "public")
+        assert result.exit_code == 0, result.output
+        exports = []
+        for fmt in ("html", "md", "csv"):
+            out = tmp_path / f"export.{fmt}"
+            assert invoke(home, "report", "--since", "3650d", "--format", fmt, "--output", str(out)).exit_code == 0
+            exports.append(out)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+    files = [p for p in home.iterdir() if p.name.startswith("openear.db")] + [log_file, *exports]
+    assert any(p.name.endswith("-wal") for p in files), "the WAL must be scanned too"
+    blob = b"".join(p.read_bytes() for p in files).lower()
+    hits = [s for s in secrets if s.lower().encode() in blob]
+    assert hits == []
+    store = Store(f"sqlite:///{home / 'openear.db'}")
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(posts)).scalar() == 1000
+
+
+# -- the demo -----------------------------------------------------------------------------------------------------
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    h = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEAR_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "openear.cli", "demo", "--no-serve", "--home", str(h)],
+        capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Login: user admin, password " in proc.stdout
+    report = (h / "reports" / "demo-report.html").read_text()
+    assert "<svg" in report
+    store = Store(f"sqlite:///{h / 'openear.db'}")
+    with store.connect() as conn:
+        n_posts = conn.execute(select(func.count()).select_from(posts)).scalar()
+        counts = dict(conn.execute(select(guard_counts.c.action, func.sum(guard_counts.c.n))
+                                   .group_by(guard_counts.c.action)).all())
+        langs = dict(conn.execute(select(posts.c.lang, func.count()).group_by(posts.c.lang)).all())
+        cats = {c for (c,) in conn.execute(select(posts.c.category).distinct())}
+    assert n_posts > 1500
+    assert counts.get("withheld", 0) > 0 and counts.get("rejected", 0) > 0 and counts.get("scrubbed", 0) > 0
+    assert langs.get("en", 0) > 500 and langs.get("es", 0) > 300
+    assert {"app_issue", "pay_tips", "account_status", "media_coverage"} <= cats
+    # A second demo run starts fresh and gives the same numbers.
+    proc2 = subprocess.run(
+        [sys.executable, "-m", "openear.cli", "demo", "--no-serve", "--home", str(h)],
+        capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=600,
+    )
+    assert proc2.returncode == 0
+    store2 = Store(f"sqlite:///{h / 'openear.db'}")
+    with store2.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(posts)).scalar() == n_posts

@@ -1,0 +1,162 @@
+"""The store: migrations match the schema, WAL, FTS5, idempotent upserts, run ids, clusters, guard counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select, text
+
+from openear.enrich import Enrichment
+from openear.guard import Guard
+from openear.models import Post
+from openear.store import Store
+from openear.store.schema import guard_counts, labels, metadata, posts
+
+KEY = b"s" * 32
+
+
+@pytest.fixture(scope="module")
+def enrichment() -> Enrichment:
+    return Enrichment()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def guarded(text: str, ext: str = "1", source: str = "src", **kw: object):
+    post = Post(source=source, external_id=ext, platform="reddit", kind=kw.pop("kind", "social"),  # type: ignore[arg-type]
+                visibility=kw.pop("visibility", "public"),  # type: ignore[arg-type]
+                created_at=datetime(2026, 11, 2, 9, tzinfo=UTC), text=text, author_id=f"a{ext}", **kw)  # type: ignore[arg-type]
+    verdict = Guard(KEY).check(post, "public")
+    return verdict
+
+
+def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
+    with store.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"include_name": lambda name, kind, _p: not (kind == "table" and name.startswith("posts_fts"))}
+        )
+        diff = compare_metadata(ctx, metadata)
+    assert diff == []
+    assert store.revision() == "0001"
+
+
+def test_migrate_twice_is_a_no_op(store: Store) -> None:
+    store.migrate()
+    assert store.revision() == "0001"
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(store: Store) -> None:
+    with store.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_upsert_is_idempotent_and_records_the_run(store: Store, enrichment: Enrichment) -> None:
+    batch = enrichment.enrich([guarded("The app crashes when I scan", "1").post,
+                               guarded("No tips this week again", "2").post])
+    run1 = store.start_run("import", "src")
+    assert store.write_batch(run1, batch).stored == 2
+    run2 = store.start_run("import", "src")
+    again = store.write_batch(run2, enrichment.enrich([v.post for v in (guarded("The app crashes when I scan", "1"),
+                                                                         guarded("No tips this week again", "2"))]))
+    assert (again.stored, again.unchanged) == (0, 2)
+    with store.connect() as conn:
+        assert conn.execute(select(posts.c.run_id)).scalars().all() == [run1, run1]
+        n_labels = conn.execute(select(labels.c.id)).scalars().all()
+    assert store.count() == 2
+    assert len(n_labels) == len(batch[0].labels) + len(batch[1].labels)
+
+
+def test_a_changed_post_is_updated_in_place_with_its_new_run(store: Store, enrichment: Enrichment) -> None:
+    run1 = store.start_run("import", "src")
+    store.write_batch(run1, enrichment.enrich([guarded("Support never answers", "7").post]))
+    run2 = store.start_run("import", "src")
+    res = store.write_batch(run2, enrichment.enrich([guarded("Support never answers my emails", "7").post]))
+    assert res.stored == 1
+    with store.connect() as conn:
+        rows = conn.execute(select(posts.c.text, posts.c.run_id)).all()
+        hits = conn.execute(text("SELECT rowid FROM posts_fts WHERE posts_fts MATCH 'emails'")).all()
+    assert rows == [("Support never answers my emails", run2)]
+    assert len(hits) == 1
+
+
+def test_a_duplicate_inside_one_batch_is_stored_once(store: Store, enrichment: Enrichment) -> None:
+    run = store.start_run("import", "src")
+    batch = enrichment.enrich([guarded("Same post", "9").post, guarded("Same post", "9").post])
+    res = store.write_batch(run, batch)
+    assert (res.stored, res.unchanged, store.count()) == (1, 1, 1)
+
+
+def test_full_text_index_is_accent_insensitive(store: Store, enrichment: Enrichment) -> None:
+    run = store.start_run("import", "src")
+    store.write_batch(run, enrichment.enrich([guarded("Me llegó la desactivación de la cuenta", "1").post]))
+    with store.connect() as conn:
+        hits = conn.execute(text("SELECT rowid FROM posts_fts WHERE posts_fts MATCH 'desactivacion'")).all()
+    assert len(hits) == 1
+
+
+def test_deleting_a_post_removes_it_from_the_index_and_labels(store: Store, enrichment: Enrichment) -> None:
+    run = store.start_run("import", "src")
+    store.write_batch(run, enrichment.enrich([guarded("Dog bit me on the route", "1").post]))
+    with store.begin() as conn:
+        conn.execute(posts.delete())
+    with store.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'dog'")).scalar() == 0
+        assert conn.execute(select(labels.c.id)).all() == []
+
+
+def test_near_duplicates_share_a_cluster(store: Store) -> None:
+    enrichment = Enrichment()
+    base = "Amazon Flex app keeps crashing after the latest update every time I try to scan a package"
+    batch = enrichment.enrich([guarded(base, "1").post, guarded(base + " today", "2").post,
+                               guarded("Completely different: my tips were missing on three orders", "3").post])
+    run = store.start_run("import", "src")
+    store.write_batch(run, batch)
+    with store.connect() as conn:
+        clusters = dict(conn.execute(select(posts.c.external_id, posts.c.cluster_id)).all())
+        size = conn.execute(text("SELECT size FROM clusters WHERE id = :c"), {"c": clusters["1"]}).scalar()
+    assert clusters["1"] == clusters["2"] != clusters["3"]
+    assert size == 2
+
+
+def test_clusters_carry_over_between_runs(store: Store) -> None:
+    base = "Station wait was over two hours this morning and nobody from support could explain why"
+    first = Enrichment()
+    run = store.start_run("import", "src")
+    store.write_batch(run, first.enrich([guarded(base, "1").post]))
+    second = Enrichment()  # a new process: learns signatures from the store
+    second.warm_deduper(store.recent_signatures(datetime(2026, 1, 1, tzinfo=UTC)))
+    store.write_batch(run, second.enrich([guarded(base + " again", "2").post]))
+    with store.connect() as conn:
+        ids = conn.execute(select(posts.c.cluster_id)).scalars().all()
+    assert len(set(ids)) == 1
+
+
+def test_guard_counts_count_each_item_once(store: Store) -> None:
+    rejections = [guarded("x", "1", visibility="private").rejection,
+                  guarded("Join the union", "2").rejection]
+    run = store.start_run("import", "src")
+    store.write_batch(run, [], rejections=rejections)  # type: ignore[arg-type]
+    store.write_batch(run, [], rejections=rejections)  # type: ignore[arg-type]  # re-delivered
+    with store.connect() as conn:
+        rows = conn.execute(select(guard_counts.c.action, guard_counts.c.reason, guard_counts.c.n)).all()
+    assert sorted(rows) == [("rejected", "private", 1), ("withheld", "collective_action", 1)]
+
+
+def test_cursor_commits_with_its_batch(store: Store, enrichment: Enrichment) -> None:
+    run = store.start_run("collect", "src")
+    store.write_batch(run, enrichment.enrich([guarded("hello there drivers", "1").post]), cursor=("src", "c-1"))
+    assert store.get_cursor("src") == "c-1"
+    with pytest.raises(TypeError):
+        store.write_batch(run, ["not a post"], cursor=("src", "c-2"))  # type: ignore[list-item]
+    assert store.get_cursor("src") == "c-1"
