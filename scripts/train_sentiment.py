@@ -28,7 +28,7 @@ from sklearn.metrics import f1_score, recall_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from openear.enrich.sentiment import LABELS, Featuriser, FeatureParams, SentimentModel  # noqa: E402
+from openear.enrich.sentiment import LABELS, FeatureParams, Featuriser, SentimentModel  # noqa: E402
 
 OUT = ROOT / "src" / "openear" / "data" / "sentiment"
 VERSION = "1"
@@ -70,7 +70,8 @@ def main() -> None:
     if not te.is_dir() or not es.is_dir():
         raise SystemExit(f"{args.data}: tweeteval-sentiment/ and xlmt-umsab-spanish/ not found")
 
-    te_train = load_split(te / "train_reconstructed" / "train_text.txt", te / "train_reconstructed" / "train_labels.txt")
+    rebuilt = te / "train_reconstructed"
+    te_train = load_split(rebuilt / "train_text.txt", rebuilt / "train_labels.txt")
     te_val = load_split(te / "val_text.txt", te / "val_labels.txt")
     te_test = load_split(te / "test_text.txt", te / "test_labels.txt")
     es_train = load_split(es / "train_text.txt", es / "train_labels.txt")

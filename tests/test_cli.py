@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -175,6 +176,9 @@ def test_no_handle_email_or_name_reaches_the_database_wal_logs_or_exports(home: 
                     f"https://twitter.com/{handle} signed {handle}",
         })
     f = write(tmp_path / "scan.jsonl", rows)
+    # Hold a reader open so SQLite keeps the WAL file after the CLI's connections close, and it can be scanned.
+    keeper = sqlite3.connect(home / "openear.db")
+    keeper.execute("SELECT count(*) FROM posts").fetchone()
     log_file = tmp_path / "openear.log"
     handler = logging.FileHandler(log_file)
     root = logging.getLogger()
@@ -194,8 +198,9 @@ def test_no_handle_email_or_name_reaches_the_database_wal_logs_or_exports(home: 
         root.setLevel(old_level)
         handler.close()
     files = [p for p in home.iterdir() if p.name.startswith("openear.db")] + [log_file, *exports]
-    assert any(p.name.endswith("-wal") for p in files), "the WAL must be scanned too"
+    assert any(p.name.endswith("-wal") and p.stat().st_size > 0 for p in files), "the WAL must be scanned too"
     blob = b"".join(p.read_bytes() for p in files).lower()
+    keeper.close()
     hits = [s for s in secrets if s.lower().encode() in blob]
     assert hits == []
     store = Store(f"sqlite:///{home / 'openear.db'}")

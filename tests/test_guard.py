@@ -34,7 +34,7 @@ def make_post(text: str = "The app froze again", **kw: object) -> Post:
 
 # -- the sealed type -------------------------------------------------------------------------------------------
 def test_guarded_post_cannot_be_built_outside_the_guard() -> None:
-    with pytest.raises(TypeError, match="openear.guard"):
+    with pytest.raises(TypeError, match=r"openear\.guard"):
         GuardedPost("s", "1", "x", "social", "public", datetime.now(UTC), "t", None, None, None, None, None, ())
 
 

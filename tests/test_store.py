@@ -160,3 +160,19 @@ def test_cursor_commits_with_its_batch(store: Store, enrichment: Enrichment) -> 
     with pytest.raises(TypeError):
         store.write_batch(run, ["not a post"], cursor=("src", "c-2"))  # type: ignore[list-item]
     assert store.get_cursor("src") == "c-1"
+
+
+def test_purge_deletes_old_posts_labels_index_and_empty_clusters(store: Store, enrichment: Enrichment) -> None:
+    from openear.store.schema import clusters
+
+    run = store.start_run("import", "src")
+    store.write_batch(run, enrichment.enrich([guarded("Old complaint about the station wait", "1").post]))
+    assert store.purge(datetime(2026, 11, 1, tzinfo=UTC), dry_run=True)["posts"] == 0
+    assert store.purge(datetime(2026, 12, 1, tzinfo=UTC), dry_run=True)["posts"] == 1
+    assert store.count() == 1  # a dry run deletes nothing
+    done = store.purge(datetime(2026, 12, 1, tzinfo=UTC))
+    assert done["posts"] == 1 and done["clusters"] == 1
+    with store.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'station'")).scalar() == 0
+        assert conn.execute(select(labels.c.id)).all() == []
+        assert conn.execute(select(clusters.c.id)).all() == []

@@ -51,9 +51,7 @@ def row_hash(prev_hash: str, at: datetime, actor: str, action: str, target: str 
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
-def record(
-    conn: Connection, actor: str, action: str, target: str | None = None, detail: Any = None
-) -> str:
+def record(conn: Connection, actor: str, action: str, target: str | None = None, detail: Any = None) -> str:
     """Append one event inside the caller's transaction; returns its hash. ``detail`` may be a str or JSON-able.
 
     Prefer :func:`log`, which also commits under the lock; with ``record`` the caller should commit promptly.

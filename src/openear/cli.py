@@ -265,9 +265,37 @@ def demo(
     run_server(result.init.settings, host=host, port=port)
 
 
+@app.command()
+def purge(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Delete posts older than the retention limit (retention_days in openear.toml, default 180)."""
+    from datetime import UTC, datetime, timedelta
+
+    from openear import audit
+    from openear.store import open_store
+
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        store = open_store(settings.database_url)
+        before = datetime.now(UTC) - timedelta(days=settings.retention_days)
+        done = store.purge(before, dry_run=dry_run)
+        if not dry_run:
+            with store.begin() as conn:
+                audit.record(conn, "cli", "purge", target=f"before {before:%Y-%m-%d}", detail=json.dumps(done))
+        store.close()
+    verb = "Would delete" if dry_run else "Deleted"
+    console.print(f"{verb} {done['posts']} posts created before {before:%Y-%m-%d} "
+                  f"(retention {settings.retention_days} days).")
+
+
 @app.command("eval")
 def eval_(
-    file: Annotated[Path, typer.Argument(help="Labelled JSON Lines (text, lang, kind, categories, primary, sentiment).")],
+    file: Annotated[
+        Path, typer.Argument(help="Labelled JSON Lines (text, lang, kind, categories, primary, sentiment).")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Measure the shipped enrichers and the guard's protected-topic detector on a labelled file."""

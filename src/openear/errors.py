@@ -13,7 +13,7 @@ class InputFormatError(OpenearError):
     """A whole input file is unreadable or not in the format asked for."""
 
 
-class InvalidField(OpenearError):  # noqa: N818 - a field-level problem, reported per line
+class InvalidField(OpenearError):
     """One field of one input item is missing or wrong."""
 
     def __init__(self, field: str, problem: str) -> None:

@@ -205,7 +205,7 @@ def fold(text: str) -> str:
 COLLECTIVE_ACTION = [
     # unions and organising
     "union", "unions", "unionis*", "unioniz*", "union rep*", "union representative*", "labor union*",
-    "labour union*", "trade union*", "sindicat*", "sindical*", "sindicalis*", "syndicat*", "afiliad*",
+    "labour union*", "trade union*", "sindica*", "syndicat*", "afiliacion sindical",
     "labor organiz*", "labour organis*", "organiz* a union", "organis* a union", "organizing drivers",
     "organizing workers", "organising drivers", "organising workers", "organiz* ourselves", "organis* ourselves",
     "get organized", "get organised", "self organi*", "organizer*", "organiser*", "organizarnos", "organicemos",

@@ -55,9 +55,10 @@ def init_workspace(home: str | os.PathLike[str] | None = None, *, organisation: 
             created.append("database")
         store.migrate()
         username = password = None
-        from openear.web.auth import create_user, generate_password
-        from openear.store.schema import users
         from sqlalchemy import func, select
+
+        from openear.store.schema import users
+        from openear.web.auth import create_user, generate_password
 
         with store.begin() as conn:
             if conn.execute(select(func.count()).select_from(users)).scalar_one() == 0:

@@ -1,32 +1,357 @@
-"""Categories and subcategories from the taxonomy preset. PLACEHOLDER: being replaced by the rules classifier."""
+"""Categories and subcategories from the taxonomy preset (``openear/data/taxonomy.toml``): keyword rules.
+
+Rule terms are words, trailing-``*`` stems and multi-word phrases, matched whole-word on case- and accent-folded
+text, in English and Spanish alike. Each category compiles to one regular expression whose named groups say which
+subcategory matched. News items always carry the news category (``media_coverage``); social items never do, and
+fall back to ``other`` when nothing matches. Protected topics are listed in the file for documentation only: the
+guard (:mod:`openear.guard`) detects them.
+"""
 
 from __future__ import annotations
 
+import itertools
+import re
+import tomllib
+import unicodedata
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from openear.errors import ConfigError
 from openear.models import Label
+
+__all__ = ["Categorisation", "Category", "Classifier", "TermMatcher", "fold", "validate_term"]
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u00b4": "'", "`": "'"})
+_TERM_WORD = re.compile(r"^[\w'.\-]*\w[\w'.\-]*\*?$")
+
+
+def fold(text: str) -> str:
+    """Lower case without accents (``"Propína"`` -> ``"propina"``); ``ñ`` becomes ``n``."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_QUOTES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def validate_term(term: object) -> str | None:
+    """Why ``term`` is not a valid rule term, or ``None`` when it is."""
+    if not isinstance(term, str):
+        return f"must be a string, not {type(term).__name__}"
+    words = fold(term).split()
+    if not words:
+        return "empty term"
+    for w in words:
+        if not _TERM_WORD.match(w) or w.count("*") > 1:
+            return (f"{term!r}: only letters, digits, spaces, hyphens, apostrophes, dots and a trailing * are "
+                    "allowed")
+        if w.endswith("*") and len(w) < 4:
+            return f"{term!r}: a stem needs at least 3 characters before *"
+    return None
+
+
+_WORDS = re.compile(r"\w+")
+_LOOSE_GAP = re.compile(r"[\s\-.]+")
+
+
+@dataclass(frozen=True)
+class _Term:
+    """A parsed rule term: words (each exact or a stem) and the gaps that must separate them."""
+
+    words: tuple[tuple[str, bool], ...]  # (word or stem, is_stem)
+    gaps: tuple[str | None, ...]  # between word k and k+1: None = any run of spaces/hyphens/dots, else exact text
+    target: int
+
+
+def parse_term(term: str, target: int) -> _Term:
+    """Split a (valid) term into words the way post text is split: runs of letters and digits."""
+    t = fold(term).strip()
+    matches = list(_WORDS.finditer(t))
+    words = []
+    for k, m in enumerate(matches):
+        end = matches[k + 1].start() if k + 1 < len(matches) else len(t)
+        words.append((m.group(), t[m.end():end].startswith("*")))
+    gaps = []
+    for a, b in itertools.pairwise(matches):
+        gap = t[a.end():b.start()].replace("*", "")
+        gaps.append(None if _LOOSE_GAP.fullmatch(gap) else gap)
+    return _Term(tuple(words), tuple(gaps), target)
+
+
+class TermMatcher:
+    """Finds rule terms in folded text with one pass over its words: dictionary look-ups, no regex alternation.
+
+    ``find(text)`` yields ``(target, word index)`` for each term occurrence; ``target`` is what the term was
+    registered for. Stems are indexed by their first three characters.
+    """
+
+    def __init__(self, terms: list[tuple[str, int]]) -> None:
+        self._exact: dict[str, list[_Term]] = {}
+        self._stems: dict[str, list[_Term]] = {}
+        for term, target in terms:
+            parsed = parse_term(term, target)
+            first, is_stem = parsed.words[0]
+            if is_stem:
+                self._stems.setdefault(first[:3], []).append(parsed)
+            else:
+                self._exact.setdefault(first, []).append(parsed)
+
+    @staticmethod
+    def _rest(term: _Term, text: str, tokens: list[re.Match[str]], i: int) -> bool:
+        n = len(term.words)
+        if i + n > len(tokens):
+            return False
+        for k in range(1, n):
+            word, is_stem = term.words[k]
+            tok = tokens[i + k].group()
+            if not (tok.startswith(word) if is_stem else tok == word):
+                return False
+            gap = text[tokens[i + k - 1].end():tokens[i + k].start()]
+            want = term.gaps[k - 1]
+            if (want is None and not _LOOSE_GAP.fullmatch(gap)) or (want is not None and gap != want):
+                return False
+        return True
+
+    def find(self, text: str) -> list[tuple[int, int]]:
+        tokens = list(_WORDS.finditer(text))
+        found: list[tuple[int, int]] = []
+        exact, stems = self._exact, self._stems
+        for i, m in enumerate(tokens):
+            word = m.group()
+            seen: set[int] = set()
+            for term in exact.get(word, ()):
+                if term.target not in seen and (len(term.words) == 1 or self._rest(term, text, tokens, i)):
+                    seen.add(term.target)
+                    found.append((term.target, i))
+            for term in stems.get(word[:3], ()):
+                if term.target not in seen and word.startswith(term.words[0][0]) and (
+                        len(term.words) == 1 or self._rest(term, text, tokens, i)):
+                    seen.add(term.target)
+                    found.append((term.target, i))
+        return found
 
 
 @dataclass(frozen=True)
 class Categorisation:
+    """The labels for one post: one per category and subcategory, one primary."""
+
     labels: tuple[Label, ...]
     primary: str | None
     categories: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Category:
+    """One category of the taxonomy, as loaded."""
+
+    key: str
+    label: str
+    description: str
+    owner: str
+    subcategories: dict[str, dict[str, list[str]]]  # sub key -> lang -> terms
+    terms: dict[str, list[str]]  # category-level terms by language
+    protected: bool = False
+
+
+def _score(hits: int) -> float:
+    return round(1.0 - 0.5**hits, 3)
+
+
 class Classifier:
-    name = "rules"
-    version = "0"
+    """Keyword-rule classifier built from a taxonomy TOML file (the shipped preset when no path is given)."""
+
+    name = "taxonomy-rules"
+    version = "1"
+
+    def __init__(self, categories: list[Category], *, news_category: str, fallback_category: str,
+                 news_topical_min_hits: int = 1, source: str = "taxonomy") -> None:
+        self.categories = {c.key: c for c in categories}
+        self.news_category = news_category
+        self.fallback_category = fallback_category
+        self.news_topical_min_hits = news_topical_min_hits
+        self.source = source
+        self._targets: list[tuple[str, str | None]] = []  # matcher target -> (category, subcategory or None)
+        entries: list[tuple[str, int]] = []
+        for cat in categories:
+            if cat.protected:
+                continue
+            lists: list[tuple[str | None, list[str]]] = [(None, [t for ts in cat.terms.values() for t in ts])]
+            lists += [(sub, [t for ts in by_lang.values() for t in ts]) for sub, by_lang in cat.subcategories.items()]
+            for sub, terms in lists:
+                if terms:
+                    self._targets.append((cat.key, sub))
+                    entries.extend((t, len(self._targets) - 1) for t in terms)
+        self._matcher = TermMatcher(entries)
 
     @property
     def enricher(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @property
+    def topical(self) -> tuple[str, ...]:
+        """Category keys the rules can assign (not protected)."""
+        return tuple(k for k, c in self.categories.items() if not c.protected)
+
+    # -- loading ---------------------------------------------------------------------------------------------
+
     @classmethod
     def load(cls, taxonomy_path: Path | None = None) -> Classifier:
-        return cls()
+        """Read and validate a taxonomy file; ``None`` = the shipped preset. Raises :class:`ConfigError`."""
+        if taxonomy_path is None:
+            ref = resources.files("openear") / "data" / "taxonomy.toml"
+            text, where = ref.read_text(encoding="utf-8"), "openear/data/taxonomy.toml"
+        else:
+            where = str(taxonomy_path)
+            try:
+                text = Path(taxonomy_path).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise ConfigError(f"{where}: taxonomy file not found") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{where}: cannot read taxonomy file: {exc}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        return cls.from_dict(data, source=where)
 
-    def classify(self, text: str, *, title: str | None = None, kind: str = "social", lang: str = "en") -> Categorisation:
-        primary = "media_coverage" if kind == "news" else "other"
-        return Categorisation((Label("primary", primary, 0.1, self.enricher),), primary, (primary,))
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "taxonomy") -> Classifier:
+        """Build from parsed TOML, checking every key; errors read ``FILE: KEY: problem``."""
+
+        def fail(key: str, problem: str) -> ConfigError:
+            return ConfigError(f"{source}: {key}: {problem}")
+
+        def table(value: object, key: str) -> dict[str, Any]:
+            if not isinstance(value, dict):
+                raise fail(key, "must be a table")
+            return value
+
+        def string(value: object, key: str, required: bool = True) -> str:
+            if value is None and not required:
+                return ""
+            if not isinstance(value, str) or (required and not value.strip()):
+                raise fail(key, "must be a non-empty string")
+            return value
+
+        def term_list(value: object, key: str) -> list[str]:
+            if not isinstance(value, list):
+                raise fail(key, "must be a list of rule terms")
+            for i, term in enumerate(value):
+                problem = validate_term(term)
+                if problem:
+                    raise fail(f"{key}[{i}]", problem)
+            return list(value)
+
+        unknown = set(data) - {"taxonomy", "rules", "categories"}
+        if unknown:
+            raise fail(sorted(unknown)[0], "unknown top-level table (expected taxonomy, rules, categories)")
+        cats_raw = table(data.get("categories"), "categories")
+        if not cats_raw:
+            raise fail("categories", "no categories defined")
+        languages = table(data.get("taxonomy", {}), "taxonomy").get("languages", ["en", "es"])
+        if not isinstance(languages, list) or not all(isinstance(x, str) and x for x in languages):
+            raise fail("taxonomy.languages", "must be a list of language codes")
+        cat_fields = {"label", "description", "owner", "subcategories", "protected", *languages}
+        sub_fields = {"label", "description", *languages}
+        categories: list[Category] = []
+        for key, raw in cats_raw.items():
+            where = f"categories.{key}"
+            if not _KEY.match(key):
+                raise fail(where, "key must be lower case letters, digits and underscores")
+            raw = table(raw, where)
+            extra = set(raw) - cat_fields
+            if extra:
+                raise fail(f"{where}.{sorted(extra)[0]}", f"unknown field (allowed: {', '.join(sorted(cat_fields))})")
+            protected = raw.get("protected", False)
+            if not isinstance(protected, bool):
+                raise fail(f"{where}.protected", "must be true or false")
+            subs: dict[str, dict[str, list[str]]] = {}
+            for sub_key, sub_raw in table(raw.get("subcategories", {}), f"{where}.subcategories").items():
+                sw = f"{where}.subcategories.{sub_key}"
+                if not _KEY.match(sub_key):
+                    raise fail(sw, "key must be lower case letters, digits and underscores")
+                sub_raw = table(sub_raw, sw)
+                extra = set(sub_raw) - sub_fields
+                if extra:
+                    raise fail(f"{sw}.{sorted(extra)[0]}", f"unknown field (allowed: {', '.join(sorted(sub_fields))})")
+                string(sub_raw.get("label"), f"{sw}.label")
+                string(sub_raw.get("description"), f"{sw}.description", required=False)
+                subs[sub_key] = {
+                    lang: term_list(sub_raw[lang], f"{sw}.{lang}") for lang in languages if lang in sub_raw
+                }
+            own = {lang: term_list(raw[lang], f"{where}.{lang}") for lang in languages if lang in raw}
+            if protected and (subs or own):
+                raise fail(where, "protected topics are detected by the guard; remove their rule terms")
+            categories.append(Category(
+                key=key,
+                label=string(raw.get("label"), f"{where}.label"),
+                description=string(raw.get("description"), f"{where}.description", required=False),
+                owner=string(raw.get("owner"), f"{where}.owner", required=not protected),
+                subcategories=subs,
+                terms=own,
+                protected=protected,
+            ))
+        keys = {c.key for c in categories if not c.protected}
+        rules = table(data.get("rules", {}), "rules")
+        extra = set(rules) - {"news_category", "fallback_category", "news_topical_min_hits"}
+        if extra:
+            raise fail(f"rules.{sorted(extra)[0]}", "unknown field")
+        news = rules.get("news_category", "media_coverage")
+        fallback = rules.get("fallback_category", "other")
+        for name, value in (("news_category", news), ("fallback_category", fallback)):
+            if value not in keys:
+                raise fail(f"rules.{name}", f"{value!r} is not a (non-protected) category of this taxonomy")
+        min_hits = rules.get("news_topical_min_hits", 1)
+        if not isinstance(min_hits, int) or isinstance(min_hits, bool) or min_hits < 1:
+            raise fail("rules.news_topical_min_hits", "must be a positive integer")
+        return cls(categories, news_category=news, fallback_category=fallback, news_topical_min_hits=min_hits,
+                   source=source)
+
+    # -- classifying -----------------------------------------------------------------------------------------
+
+    def classify(
+        self, text: str, *, title: str | None = None, kind: str = "social", lang: str = "en"
+    ) -> Categorisation:
+        """Labels for one post. ``lang`` is accepted for the interface; every language's terms apply."""
+        folded = fold(f"{title}\n{text}" if title else text)
+        positions: dict[str, set[int]] = {}
+        sub_positions: dict[tuple[str, str], set[int]] = {}
+        for target, pos in self._matcher.find(folded):
+            key, sub = self._targets[target]
+            positions.setdefault(key, set()).add(pos)
+            if sub is not None:
+                sub_positions.setdefault((key, sub), set()).add(pos)
+        found: dict[str, tuple[int, int, dict[str, int]]] = {}  # category -> (hits, first word, sub hits)
+        for key, pos_set in positions.items():
+            subs = {sub: len(p) for (k, sub), p in sub_positions.items() if k == key}
+            found[key] = (len(pos_set), min(pos_set), subs)
+        news_cat, fallback = self.news_category, self.fallback_category
+        topical = {k: v for k, v in found.items() if k not in (news_cat, fallback)}
+        best = min(topical, key=lambda k: (-topical[k][0], topical[k][1])) if topical else None
+        labels: list[Label] = []
+        categories: list[str] = []
+        enricher = self.enricher
+        if kind == "news":
+            keep = dict(topical)
+            keep[news_cat] = found.get(news_cat, (0, -1, {}))
+            primary = best if best is not None and topical[best][0] >= self.news_topical_min_hits else news_cat
+        else:
+            keep = dict(topical)
+            primary = best if best is not None else fallback
+            if best is None:
+                keep[fallback] = (0, -1, {})
+        for key in self.categories:  # taxonomy order
+            if key not in keep:
+                continue
+            hits, _, subs = keep[key]
+            score = 1.0 if (key == news_cat and kind == "news") else (_score(hits) if hits else 0.5)
+            categories.append(key)
+            labels.append(Label("category", key, score, enricher))
+            for sub, n in subs.items():
+                labels.append(Label("subcategory", f"{key}/{sub}", _score(n), enricher))
+        hits = keep[primary][0]
+        p_score = 1.0 if (primary == news_cat and kind == "news" and not topical) else (_score(hits) if hits else 0.5)
+        labels.append(Label("primary", primary, p_score, enricher))
+        return Categorisation(tuple(labels), primary, tuple(categories))

@@ -17,6 +17,7 @@ from datasketch import MinHash, MinHashLSH
 NUM_PERM = 64
 THRESHOLD = 0.6
 SHINGLE = 3  # words
+SCHEME = "affine32"  # datasketch 2 permutation scheme; stored signatures are only comparable within one
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _PLACEHOLDER = re.compile(r"\[(?:user|email|phone)\]|https?://\S+")
 
@@ -43,7 +44,7 @@ class Deduper:
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self._cluster_of: dict[str, str] = {}  # post key -> cluster key
         self._exact: dict[str, str] = {}  # normalised text digest -> cluster key
-        self._template = MinHash(num_perm=num_perm, seed=1)
+        self._template = MinHash(num_perm=num_perm, seed=1, scheme=SCHEME)
 
     @property
     def enricher(self) -> str:
@@ -55,7 +56,7 @@ class Deduper:
         grams = shingles(words)
         if len(words) < 4:  # too short to call anything a near-duplicate; exact matches only
             return digest, None
-        m = MinHash(num_perm=self.num_perm, seed=1, permutations=self._template.permutations)
+        m = MinHash(num_perm=self.num_perm, seed=1, permutations=self._template.permutations, scheme=SCHEME)
         m.update_batch(list(grams))
         return digest, m
 
@@ -67,7 +68,9 @@ class Deduper:
             hv = np.frombuffer(raw, dtype=np.uint64)
             if hv.size != self.num_perm:
                 continue
-            m = MinHash(num_perm=self.num_perm, seed=1, hashvalues=hv, permutations=self._template.permutations)
+            m = MinHash(
+                num_perm=self.num_perm, seed=1, hashvalues=hv, permutations=self._template.permutations, scheme=SCHEME
+            )
             self._lsh.insert(post_key, m, check_duplication=False)
             self._cluster_of[post_key] = cluster_key
 

@@ -273,7 +273,8 @@ class Store:
                 ids[key] = cid
         missing = [k for k in keys if k not in ids]
         if missing:
-            conn.execute(insert(clusters), [{"key": k, "size": 0, "first_seen": now, "last_seen": now} for k in missing])
+            rows = [{"key": k, "size": 0, "first_seen": now, "last_seen": now} for k in missing]
+            conn.execute(insert(clusters), rows)
             for chunk in _chunks(missing, 500):
                 for cid, key in conn.execute(
                     select(clusters.c.id, clusters.c.key).where(clusters.c.key.in_(chunk))
@@ -334,6 +335,38 @@ class Store:
         with self.connect() as conn:
             for key, src, ext, mh in conn.execute(q):
                 yield key, f"{src}\x1f{ext}", bytes(mh)
+
+    def purge(self, before: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete posts created before ``before`` with their labels, index entries and emptied clusters.
+
+        Also forgets the guard's item digests from before then. Aggregate guard counts are kept: they name no
+        post. Returns what was (or, with ``dry_run``, would be) deleted.
+        """
+        cutoff = to_naive_utc(before)
+        day = cutoff.strftime("%Y-%m-%d")
+        with self.begin() as conn:
+            n_posts = conn.execute(
+                select(func.count()).select_from(posts).where(posts.c.created_at < cutoff)
+            ).scalar_one()
+            n_seen = conn.execute(
+                select(func.count()).select_from(guard_seen).where(guard_seen.c.day < day)
+            ).scalar_one()
+            touched = set(
+                conn.execute(
+                    select(posts.c.cluster_id).where(posts.c.created_at < cutoff, posts.c.cluster_id.is_not(None))
+                    .distinct()
+                ).scalars()
+            )
+            if dry_run:
+                return {"posts": int(n_posts), "guard_digests": int(n_seen)}
+            old_ids = select(posts.c.id).where(posts.c.created_at < cutoff).scalar_subquery()
+            conn.execute(labels.delete().where(labels.c.post_id.in_(old_ids)))
+            conn.execute(posts.delete().where(posts.c.created_at < cutoff))
+            conn.execute(guard_seen.delete().where(guard_seen.c.day < day))
+            self._refresh_clusters(conn, touched)
+            live = select(posts.c.cluster_id).where(posts.c.cluster_id.is_not(None)).distinct()
+            n_clusters = conn.execute(clusters.delete().where(clusters.c.id.not_in(live))).rowcount
+        return {"posts": int(n_posts), "guard_digests": int(n_seen), "clusters": int(n_clusters)}
 
     def count(self, table: str = "posts") -> int:
         with self.connect() as conn:

@@ -66,7 +66,10 @@ def _templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    from openear.charts import nice
+
     env.filters["num"] = lambda n: f"{int(n or 0):,}"
+    env.filters["nice"] = lambda key: nice(str(key)) if key else ""
     return Jinja2Templates(env=env)
 
 

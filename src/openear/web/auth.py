@@ -142,7 +142,9 @@ def create_session(conn: Connection, user_id: int) -> str:
     """Start a session; returns the cookie value (shown to no one else, never stored)."""
     token = secrets.token_urlsafe(32)
     now = _now()
-    conn.execute(insert(sessions).values(id_hash=session_hash(token), user_id=user_id, created_at=now, last_seen_at=now))
+    conn.execute(
+        insert(sessions).values(id_hash=session_hash(token), user_id=user_id, created_at=now, last_seen_at=now)
+    )
     return token
 
 
@@ -153,8 +155,9 @@ def load_session(conn: Connection, token: str | None, now: datetime | None = Non
     now = now or _now()
     h = session_hash(token)
     row = conn.execute(
-        select(sessions.c.created_at, sessions.c.last_seen_at, users.c.id, users.c.username, users.c.role,
-               users.c.disabled)
+        select(
+            sessions.c.created_at, sessions.c.last_seen_at, users.c.id, users.c.username, users.c.role, users.c.disabled
+        )
         .join(users, users.c.id == sessions.c.user_id)
         .where(sessions.c.id_hash == h)
     ).first()

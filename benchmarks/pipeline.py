@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""End-to-end throughput of ``openear import`` (read -> normalise -> guard -> enrich -> store) on SQLite.
+
+    .venv/bin/python benchmarks/pipeline.py --n 20000
+
+1. Generates N synthetic posts with ``scripts/make_demo_data.py`` (the demo's mix: EN/ES, news, protected
+   topics, private items, copy-pasta, personal data) and writes them as JSON Lines to a temporary folder.
+2. Creates a fresh workspace there (``openear.workspace.init_workspace``) and loads the pipeline's models
+   (reported as start-up, not counted in the rate).
+3. Imports the file with ``openear.pipeline.import_file`` and reports posts read per second: the end-to-end rate.
+4. Imports it again into a second fresh workspace with every stage wrapped in a timer, for the per-stage
+   breakdown (the wrappers add a few microseconds per call; the breakdown's total is shown next to its wall time).
+5. Inserts the rows the pipeline stored (same columns, read back from ``posts``) into an empty SQLite table with
+   the same definition and indexes, with ``executemany`` in batches of 500, one transaction per batch, and the
+   store's pragmas (WAL, synchronous=NORMAL): the raw insert rate, an upper bound for the store stage.
+
+Prints both rates, their ratio, the breakdown and peak RSS. ``--json PATH`` also writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 500
+
+
+def _load_generator() -> Any:
+    """``scripts/make_demo_data.py`` as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("make_demo_data", ROOT / "scripts" / "make_demo_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_demo_data"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rss_mib() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+class Timers:
+    """Accumulated seconds and calls per stage name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def add(self, name: str, dt: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + dt
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        clock = time.perf_counter
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(name, clock() - t0)
+
+        return timed
+
+    def patch(self, obj: Any, attr: str, name: str) -> bool:
+        """Time ``obj.attr`` calls under ``name``; False where the object does not allow it."""
+        try:
+            setattr(obj, attr, self.wrap(name, getattr(obj, attr)))
+        except (AttributeError, TypeError):
+            return False
+        return True
+
+    def iterate(self, name: str, items: Iterator[Any]) -> Iterator[Any]:
+        clock = time.perf_counter
+        while True:
+            t0 = clock()
+            try:
+                item = next(items)
+            except StopIteration:
+                self.add(name, clock() - t0)
+                return
+            self.add(name, clock() - t0)
+            yield item
+
+
+def _workspace(root: Path, name: str) -> tuple[Any, Any]:
+    from openear.store import Store
+    from openear.workspace import init_workspace
+
+    init = init_workspace(root / name, organisation="openear benchmark")
+    return init.settings, Store(init.settings.database_url)
+
+
+def _spec() -> Any:
+    from openear.settings import SourceSpec
+
+    # One source for the whole file; each item's own kind and visibility still apply (news stays news,
+    # private items are rejected).
+    return SourceSpec("bench", connector="files", visibility="public", kind="social")
+
+
+def run_end_to_end(root: Path, path: Path, n: int) -> dict[str, Any]:
+    from openear.pipeline import Pipeline, import_file
+
+    settings, store = _workspace(root, "ws-e2e")
+    try:
+        t0 = time.perf_counter()
+        pipe = Pipeline.for_settings(settings, store)
+        startup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, stats = import_file(settings, store, path, "jsonl", _spec(), pipeline=pipe)
+        wall = time.perf_counter() - t0
+        db_path = Path(settings.database_url.split("///", 1)[-1])
+    finally:
+        store.close()
+    return {"startup_s": startup, "wall_s": wall, "rate": n / wall, "stats": stats.as_dict(), "db": db_path}
+
+
+def run_breakdown(root: Path, path: Path, n: int) -> dict[str, Any]:
+    """The same import with every stage timed (read+parse, normalise, guard, enrichers, store)."""
+    from openear.connectors import files
+    from openear.pipeline import Pipeline
+
+    settings, store = _workspace(root, "ws-stages")
+    timers = Timers()
+    try:
+        pipe = Pipeline.for_settings(settings, store)
+        e = pipe.enrichment
+        targets = {
+            "guard": (pipe.guard, "check"),
+            "detector": (pipe.guard.detector, "detect"),
+            "enrich": (e, "enrich"),
+            "language": (e.language, "detect"),
+            "sentiment": (e.sentiment, "predict"),
+            "classify": (e.classifier, "classify"),
+            "dedupe": (e.deduper, "assign"),
+            "store": (store, "write_batch"),
+        }
+        patched = {key: timers.patch(obj, attr, key) for key, (obj, attr) in targets.items()}
+        spec = _spec()
+        items = timers.iterate("read", iter(files.read_items(path, "jsonl", spec.name)))
+        normalise = timers.wrap("normalise", lambda raw: files.normalise(raw, "jsonl", spec))
+        t0 = time.perf_counter()
+        pipe.run(spec, items, normalise, kind="import")
+        wall = time.perf_counter() - t0
+    finally:
+        store.close()
+    return {"wall_s": wall, "rate": n / wall, "seconds": timers.seconds, "calls": timers.calls,
+            "not_timed": sorted(k for k, ok in patched.items() if not ok)}
+
+
+# (timer key, label, is a part of the line above it)
+STAGES = (
+    ("read", "read + JSON parse (connectors.files)", False),
+    ("normalise", "normalise (fields, dates)", False),
+    ("guard", "guard (visibility, topics, scrub, pseudonym)", False),
+    ("detector", "protected-topic detector", True),
+    ("enrich", "enrich (all enrichers)", False),
+    ("language", "language", True),
+    ("sentiment", "sentiment", True),
+    ("classify", "categories", True),
+    ("dedupe", "near-duplicates (MinHash LSH)", True),
+    ("store", "store (write_batch: posts, labels, clusters, counts)", False),
+)
+
+
+def run_raw_insert(root: Path, source_db: Path) -> dict[str, Any]:
+    """executemany of the stored rows into an empty copy of the ``posts`` table, 500 rows per transaction."""
+    src = sqlite3.connect(source_db)
+    try:
+        ddl = src.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'posts'").fetchone()[0]
+        index_ddl = [r[0] for r in src.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'posts' AND sql IS NOT NULL")]
+        cols = [r[1] for r in src.execute("PRAGMA table_info(posts)") if r[1] != "id"]
+        rows = src.execute(f"SELECT {', '.join(cols)} FROM posts ORDER BY id").fetchall()
+    finally:
+        src.close()
+    dst = sqlite3.connect(root / "raw.db", isolation_level=None)
+    try:
+        dst.execute("PRAGMA journal_mode=WAL")
+        dst.execute("PRAGMA synchronous=NORMAL")
+        dst.execute(ddl)
+        for sql in index_ddl:
+            dst.execute(sql)
+        insert = f"INSERT INTO posts ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), BATCH):
+            dst.execute("BEGIN")
+            dst.executemany(insert, rows[i : i + BATCH])
+            dst.execute("COMMIT")
+        wall = time.perf_counter() - t0
+    finally:
+        dst.close()
+    return {"rows": len(rows), "wall_s": wall, "rate": len(rows) / wall if wall else float("inf"),
+            "columns": len(cols)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="posts to generate and import (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=None, help="generator seed (default: the demo's)")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the timed second import")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+
+    gen = _load_generator()
+    root = Path(tempfile.mkdtemp(prefix="openear-bench-"))
+    os.environ.pop("OPENEAR_PSEUDONYM_KEY", None)  # each workspace makes its own key file
+    try:
+        t0 = time.perf_counter()
+        rows = gen.generate(args.n, **({"seed": args.seed} if args.seed is not None else {}))
+        path = root / "posts.jsonl"
+        gen.write_jsonl(rows, path)
+        gen_s = time.perf_counter() - t0
+        size = path.stat().st_size
+        del rows
+        rss_before = _rss_mib()
+
+        e2e = run_end_to_end(root, path, args.n)
+        rss_e2e = _rss_mib()
+        raw = run_raw_insert(root, e2e["db"])
+        stages = None if args.no_breakdown else run_breakdown(root, path, args.n)
+        rss_peak = _rss_mib()
+
+        stats = e2e["stats"]
+        print(f"openear pipeline benchmark  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+              f"SQLite {sqlite3.sqlite_version}")
+        print(f"input: {args.n} synthetic posts, {size / 1e6:.1f} MB JSON Lines (generated in {gen_s:.1f} s)")
+        print(f"run: read {stats['read']}, stored {stats['stored']}, withheld {stats['withheld']}, "
+              f"rejected {sum(stats['rejected'].values())}, scrubbed {stats['scrubbed']}, invalid {stats['invalid']}")
+        print()
+        print(f"pipeline start-up (models, deduper warm-up): {e2e['startup_s']:8.2f} s")
+        print(f"end to end (import_file):   {e2e['wall_s']:8.2f} s  {e2e['rate']:10,.0f} posts/s")
+        print(f"raw SQLite executemany:     {raw['wall_s']:8.2f} s  {raw['rate']:10,.0f} rows/s "
+              f"({raw['rows']} rows x {raw['columns']} columns, batches of {BATCH})")
+        print(f"ratio raw / end to end:     {raw['rate'] / e2e['rate']:8.1f} x")
+        print(f"peak RSS: {rss_peak:.0f} MiB (after generating the input {rss_before:.0f} MiB, "
+              f"after the end-to-end import {rss_e2e:.0f} MiB)")
+        if stages is not None:
+            print()
+            total = stages["wall_s"]
+            print(f"per stage (timed run: {total:.2f} s, {stages['rate']:,.0f} posts/s; us/post = per input post)")
+            top = 0.0
+            for key, label, part in STAGES:
+                sec = stages["seconds"].get(key)
+                if sec is None:
+                    continue
+                top += 0.0 if part else sec
+                name = ("  - " if part else "") + label
+                print(f"  {name:<56} {sec:8.2f} s  {100 * sec / total:5.1f} %  {1e6 * sec / args.n:8.1f} us/post"
+                      f"  ({stages['calls'][key]} calls)")
+            print(f"  {'other (pipeline loop, run bookkeeping)':<56} {total - top:8.2f} s  "
+                  f"{100 * (total - top) / total:5.1f} %")
+            if stages["not_timed"]:
+                print(f"  (not timed: {', '.join(stages['not_timed'])})")
+        if args.json:
+            e2e = {k: v for k, v in e2e.items() if k != "db"}
+            args.json.write_text(json.dumps({"n": args.n, "end_to_end": e2e, "raw": raw, "stages": stages,
+                                             "peak_rss_mib": rss_peak}, indent=2, default=str))
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

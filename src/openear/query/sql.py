@@ -1,0 +1,304 @@
+"""Compiling a query to a SQL ``WHERE`` clause over ``posts``, so search never loads every post into Python.
+
+The generic part (this module's :class:`Compiler`) turns field and date filters into column comparisons, category
+into "the primary category or any stored ``category`` label", and ``AND``/``OR``/``NOT`` into SQL booleans. Word
+tests go to a :class:`TextBackend`, the seam between databases:
+
+- :class:`Fts5Backend` (SQLite): as much of the query as FTS5 can say exactly goes into one ``posts_fts MATCH``
+  (terms, phrases, trailing ``*``, ``NEAR``, ``AND``/``OR``/``NOT`` between them, the news-title rule as column
+  filters). What FTS5 cannot say (``NEAR/nf``, ``?`` and inner ``*`` wildcards) is narrowed by FTS5 to a superset,
+  then checked exactly by ``oe_match()``, a Python function registered on SQLite connections that runs the
+  evaluator on that one test. Results are therefore identical to :meth:`Query.matches`.
+- PostgreSQL would plug in a backend built on ``tsvector``/``tsquery`` (``<->`` for phrases, ``<n>`` for
+  proximity) over the same folded words; until then :func:`to_sql` refuses that dialect with a clear error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import lru_cache
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    column,
+    event,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    table,
+    true,
+    union_all,
+)
+
+from openear.errors import OpenearError
+from openear.query.ast import And, DateFilter, Field, Near, Node, Not, Operand, Or, Phrase, Term, format_node, is_text
+from openear.query.evaluate import Document, Prepared, compile_node
+from openear.store.schema import labels, posts
+
+__all__ = ["Compiler", "Fts5Backend", "TextBackend", "install_sqlite_functions", "to_sql"]
+
+Scope = Literal["news", "other"]
+Fts = str | bool | None  # an FTS5 expression; True / False when constant; None when FTS5 cannot say it exactly
+
+_FTS = table("posts_fts", column("rowid"))
+_P = posts.alias("fts_posts")
+
+
+class TextBackend(Protocol):
+    """Turns a word-only subtree into a SQL condition on ``posts``, or ``None`` to have it split further."""
+
+    def text(self, node: Node) -> ColumnElement[bool] | None: ...
+
+
+# -- FTS5 expressions ----------------------------------------------------------------------------------------
+def _quote(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
+
+
+def _fts_word(pattern: str) -> str | None:
+    stem = pattern.rstrip("*")
+    if "*" in stem or "?" in stem:
+        return None
+    return _quote(stem) + (" *" if stem != pattern else "")
+
+
+def _fts_phrase(patterns: tuple[str, ...]) -> str | None:
+    parts = [_fts_word(p) for p in patterns]
+    if any(p is None for p in parts):
+        return None
+    return " + ".join(parts)  # type: ignore[arg-type]
+
+
+def _columns(field: str, scope: Scope) -> str | None:
+    if field == "title":
+        return "title" if scope == "news" else None
+    return "{text title}" if scope == "news" else "text"
+
+
+def _near_parts(op: Operand) -> list[str] | None:
+    items = op.items if isinstance(op, Or) else (op,)
+    out = [_fts_phrase(n.words) for n in items]  # type: ignore[union-attr]
+    return None if any(p is None for p in out) else out  # type: ignore[return-value]
+
+
+def _fts_and(parts: list[Fts], negs: list[Fts]) -> Fts:
+    if any(p is None for p in parts) or any(n is None for n in negs):
+        return None
+    if False in parts or True in negs:
+        return False
+    pos = [p for p in parts if p is not True]
+    neg = [n for n in negs if n is not False]
+    if not pos:
+        return True if not neg else None
+    expr = " AND ".join(f"({p})" for p in pos)
+    if neg:
+        expr = f"({expr}) NOT (" + " OR ".join(f"({n})" for n in neg) + ")"
+    return expr
+
+
+def fts(node: Node, scope: Scope, relax: bool = False) -> Fts:
+    """The FTS5 expression for ``node`` on posts of one scope (news, other); ``relax``: a superset is fine."""
+    if isinstance(node, Term | Phrase):
+        cols = _columns(node.field, scope)
+        if cols is None:
+            return False
+        phrase = _fts_phrase(node.words)
+        if phrase is None:
+            return _relaxed(node.words, cols) if relax else None
+        return f"{cols} : ({phrase})"
+    if isinstance(node, Near):
+        cols = _columns(node.field, scope)
+        if cols is None:
+            return False
+        lefts, rights = _near_parts(node.left), _near_parts(node.right)
+        if lefts is None or rights is None or node.ordered:
+            if not relax:
+                return None
+            if lefts is None or rights is None:
+                words = [w for op in (node.left, node.right) for w in _operand_words(op)]
+                return _relaxed(tuple(words), cols) if words else True
+        if len(lefts) * len(rights) > 64:  # too many NEAR pairs: both sides present is a superset
+            if not relax:
+                return None
+            return f"{cols} : ((" + " OR ".join(lefts) + ") AND (" + " OR ".join(rights) + "))"
+        nears = [f"NEAR({a} {b}, {node.distance})" for a in lefts for b in rights]
+        return f"{cols} : (" + " OR ".join(nears) + ")"
+    if isinstance(node, And):
+        parts = [fts(n, scope, relax) for n in node.items if not isinstance(n, Not)]
+        negs = [fts(n.item, scope) for n in node.items if isinstance(n, Not)]
+        return _fts_and(parts, negs)
+    if isinstance(node, Or):
+        parts = [fts(n, scope, relax) for n in node.items]
+        if any(p is None for p in parts) or True in parts:
+            return None if None in parts else True
+        kept = [p for p in parts if p is not False]
+        return " OR ".join(f"({p})" for p in kept) if kept else False
+    if isinstance(node, Not):
+        inner = fts(node.item, scope)
+        return (not inner) if isinstance(inner, bool) else None
+    return None
+
+
+def _operand_words(op: Operand) -> list[str]:
+    items = op.items if isinstance(op, Or) else (op,)
+    if len(items) > 1:
+        return []  # an OR group says nothing that every match must contain
+    return list(items[0].words)  # type: ignore[union-attr]
+
+
+def _relaxed(patterns: tuple[str, ...], cols: str) -> Fts:
+    """A superset of the posts holding all these words: each word's literal stem as a prefix, in any position."""
+    parts = []
+    for p in patterns:
+        stem = p[: min((p.index(c) for c in "*?" if c in p), default=len(p))]
+        if stem:
+            parts.append(_quote(stem) + (" *" if stem != p else ""))
+    return f"{cols} : (" + " AND ".join(parts) + ")" if parts else True
+
+
+# -- the SQLite backend --------------------------------------------------------------------------------------
+def _scope_rows(expr: Fts, scope: Scope) -> Any:
+    kind = _P.c.kind == "news" if scope == "news" else _P.c.kind != "news"
+    if expr is True:
+        return select(_P.c.id).where(kind)
+    match = literal_column("posts_fts").op("MATCH")(literal(expr))
+    return select(_P.c.id).select_from(_FTS.join(_P, _P.c.id == _FTS.c.rowid)).where(match, kind)
+
+
+def _in_fts(news: Fts, other: Fts) -> ColumnElement[bool]:
+    if news is True and other is True:
+        return true()
+    parts = [_scope_rows(e, s) for e, s in ((news, "news"), (other, "other")) if e is not False]
+    if not parts:
+        return false()
+    sub = parts[0] if len(parts) == 1 else union_all(*parts)
+    return posts.c.id.in_(sub)
+
+
+class Fts5Backend:
+    """Word tests through ``posts_fts`` (external-content FTS5 on ``posts(text, title)``)."""
+
+    def text(self, node: Node) -> ColumnElement[bool] | None:
+        news, other = fts(node, "news"), fts(node, "other")
+        if news is not None and other is not None:
+            return _in_fts(news, other)
+        if not isinstance(node, Term | Phrase | Near):
+            return None
+        # FTS5 narrows to a superset; oe_match() decides exactly, row by row.
+        narrowed = _in_fts(fts(node, "news", relax=True), fts(node, "other", relax=True))
+        check = func.oe_match(literal(format_node(node)), posts.c.kind, posts.c.text, posts.c.title) == 1
+        return and_(narrowed, check)
+
+
+class PostgresBackend:
+    """The seam for PostgreSQL: not built yet."""
+
+    def text(self, node: Node) -> ColumnElement[bool] | None:
+        raise OpenearError("search on PostgreSQL is not supported yet (the SQLite store supports it)")
+
+
+# -- the generic compiler ------------------------------------------------------------------------------------
+@dataclass
+class Compiler:
+    backend: TextBackend
+
+    def compile(self, node: Node) -> ColumnElement[bool]:
+        if is_text(node):
+            done = self.backend.text(node)
+            if done is not None:
+                return done
+        if isinstance(node, Field):
+            return self._field(node)
+        if isinstance(node, DateFilter):
+            edge = datetime.combine(node.day, time())
+            return posts.c.created_at >= edge if node.name == "after" else posts.c.created_at < edge
+        if isinstance(node, Not):
+            return not_(self.compile(node.item))
+        if isinstance(node, And | Or):
+            return self._boolean(node)
+        raise TypeError(f"cannot compile {node!r}")  # pragma: no cover - a word test the backend refused
+
+    def _boolean(self, node: And | Or) -> ColumnElement[bool]:
+        combine = and_ if isinstance(node, And) else or_
+        words = [n for n in node.items if is_text(n)]
+        rest = [n for n in node.items if not is_text(n)]
+        parts: list[ColumnElement[bool]] = []
+        if len(words) > 1:
+            group: Node = type(node)(tuple(words))
+            if isinstance(node, And) and all(isinstance(n, Not) for n in words):
+                group = Not(Or(tuple(n.item for n in words)))  # type: ignore[union-attr]
+            done = self.backend.text(group) if isinstance(group, And | Or) else None
+            if done is None and isinstance(group, Not):
+                done = not_(self.compile(group.item))
+            if done is not None:
+                parts.append(done)
+                words = []
+        parts.extend(self.compile(n) for n in words)
+        parts.extend(self.compile(n) for n in rest)
+        return combine(*parts)
+
+    @staticmethod
+    def _field(node: Field) -> ColumnElement[bool]:
+        col = posts.c[node.name]
+        same = and_(col.is_not(None), col == node.value)  # never NULL: NOT keeps posts without the attribute
+        if node.name != "category":
+            return same
+        labelled = select(labels.c.post_id).where(labels.c.name == "category", labels.c.value == node.value)
+        return or_(same, posts.c.id.in_(labelled))
+
+
+_BACKENDS: dict[str, TextBackend] = {"sqlite": Fts5Backend(), "postgresql": PostgresBackend()}
+
+
+def to_sql(query: Any, dialect: str = "sqlite") -> ColumnElement[bool]:
+    """A ``WHERE`` clause over ``openear.store.schema.posts`` selecting the posts that ``query`` matches.
+
+    ``query`` is a :class:`~openear.query.Query` or a syntax tree. On SQLite, run it on a connection where
+    :func:`install_sqlite_functions` ran (done for every new SQLAlchemy connection once this module is imported).
+    """
+    node = getattr(query, "root", query)
+    backend = _BACKENDS.get(dialect)
+    if backend is None:
+        raise OpenearError(f"search: unsupported database {dialect!r}")
+    return Compiler(backend).compile(node)
+
+
+# -- the SQLite function behind the exact check ---------------------------------------------------------------
+@lru_cache(maxsize=256)
+def _compiled(src: str) -> Any:
+    from openear.query.parser import parse_node
+
+    return compile_node(parse_node(src))
+
+
+def _oe_match(src: str, kind: str | None, text: str | None, title: str | None) -> int:
+    doc = Document(text=text or "", title=title, kind=kind or "social")
+    return 1 if _compiled(src)(Prepared(doc)) else 0
+
+
+def install_sqlite_functions(dbapi_conn: Any) -> None:
+    """Register ``oe_match(query, kind, text, title)`` on a raw ``sqlite3`` connection (idempotent)."""
+    if isinstance(dbapi_conn, sqlite3.Connection):
+        dbapi_conn.create_function("oe_match", 4, _oe_match, deterministic=True)
+
+
+def ensure_functions(conn: Connection) -> None:
+    """Make sure ``oe_match`` exists on this SQLAlchemy connection's SQLite handle."""
+    if conn.dialect.name == "sqlite":
+        install_sqlite_functions(conn.connection.driver_connection)
+
+
+@event.listens_for(Engine, "connect")
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    install_sqlite_functions(dbapi_conn)
+

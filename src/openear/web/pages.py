@@ -1,0 +1,477 @@
+"""The HTML pages: sign-in, overview, posts (search and one post), transparency and health.
+
+Every view of posts, every search and every report view is written to the audit log. Pages read the store through
+:mod:`openear.store.queries` only, which never groups or filters by author (guardrail 5).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import text
+
+from openear import audit
+from openear.models import KINDS, SENTIMENTS
+from openear.store import Store
+from openear.store import queries as q
+from openear.web import auth
+
+__all__ = ["PAGE_SIZE", "POST_READERS", "RANGES", "router"]
+
+router = APIRouter()
+
+PAGE_SIZE = 25
+POST_READERS = ("analyst", "admin")  # roles that may read individual posts
+RANGES: tuple[tuple[str, str], ...] = (
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("90d", "Last 90 days"),
+    ("180d", "Last 180 days"),
+    ("365d", "Last 12 months"),
+)
+LOGIN_FAILED = (
+    "Sign-in failed. The username or password is incorrect, or the account is locked for a few minutes after "
+    "repeated failures."
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SNIPPET_CHARS = 280
+_TONES = {"positive": "positive", "neutral": "neutral", "negative": "negative"}
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def _user(request: Request) -> auth.User:
+    user = request.state.user
+    if user is None:  # the middleware lets no anonymous request through to a protected page
+        raise HTTPException(401)
+    return user  # type: ignore[no-any-return]
+
+
+def _require(request: Request, roles: Iterable[str]) -> auth.User:
+    user = _user(request)
+    if user.role not in roles:
+        raise HTTPException(403)
+    return user
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+    context.setdefault("user", request.state.user)
+    context.setdefault("nav", "")
+    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never ``//host`` or ``/\\host`` (open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def _snippet(text_: str | None, limit: int = SNIPPET_CHARS) -> str:
+    clean = " ".join((text_ or "").split())
+    if len(clean) <= limit:
+        return clean
+    cut = clean[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    n: int
+    pct: int
+    width: int
+    tone: str
+
+
+def _bars(split: dict[str, int], tones: dict[str, str] | None = None, limit: int = 8) -> list[Bar]:
+    """Rows for a horizontal bar table (widths in whole percent of the largest, for CSS classes)."""
+    total = sum(split.values())
+    items = sorted(split.items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(items) > limit:
+        rest = sum(n for _, n in items[limit - 1 :])
+        items = [*items[: limit - 1], ("other", rest)]
+    top = max((n for _, n in items), default=0)
+    return [
+        Bar(
+            label,
+            n,
+            round(100 * n / total) if total else 0,
+            max(1, round(100 * n / top)) if top and n else 0,
+            (tones or {}).get(label, "default"),
+        )
+        for label, n in items
+    ]
+
+
+def _all_time() -> q.Period:
+    return q.Period(EPOCH, datetime.now(UTC) + timedelta(days=1))
+
+
+def _guard_totals(summary: dict[str, Any]) -> dict[str, Any]:
+    reasons = [
+        (action, reason, n) for action in ("withheld", "rejected", "scrubbed") for reason, n in summary[action].items()
+    ]
+    return {
+        "withheld": sum(summary["withheld"].values()),
+        "rejected": sum(summary["rejected"].values()),
+        "scrubbed": sum(summary["scrubbed"].values()),
+        "reasons": reasons,
+    }
+
+
+def _volume_chart(volume: list[tuple[str, str, int]], period: q.Period) -> tuple[str | None, list[str], list[Any]]:
+    """(data-URI SVG chart or None, categories by size, [(day, {category: n})] newest first) for the overview.
+
+    The SVG comes from :mod:`openear.charts` (matplotlib). It carries style attributes, which the CSP forbids
+    inline, so the page shows it as an ``<img>`` from a ``data:`` URI.
+    """
+    if not volume:
+        return None, [], []
+    from openear import charts
+
+    first = max(period.first_day, date.fromisoformat(min(d for d, _, _ in volume)))
+    days = [(first + timedelta(days=i)).isoformat() for i in range((period.last_day - first).days + 1)]
+    series = charts.volume_series(volume, days)
+    svg = charts.volume_chart(days, series)
+    uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii") if svg else None
+    rows = [(d, {c: v[i] for c, v in series.items() if v[i]}) for i, d in enumerate(days)]
+    return uri, list(series), [r for r in reversed(rows) if r[1]]
+
+
+# -- sign-in ----------------------------------------------------------------------------------------------------
+
+
+@router.get("/login", include_in_schema=False)
+def login_form(request: Request, next: str = "/") -> Response:
+    if request.state.user is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    settings = request.app.state.settings
+    return _render(
+        request, "login.html", next=_safe_next(next), error=None, username="", organisation=settings.organisation
+    )
+
+
+@router.post("/login", include_in_schema=False)
+def login(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/")) -> Response:
+    store, throttle = _store(request), request.app.state.throttle
+    username = username.strip()[:100]
+    user = None
+    if username and password and not throttle.locked(username):
+        with store.begin() as conn:
+            user = auth.authenticate(conn, username, password[:1024])
+        if user is None:
+            locked = throttle.failed(username)
+            audit.log(store, username, "auth.login_failed", detail={"locked": locked} if locked else None)
+    elif username:
+        audit.log(store, username, "auth.login_refused", detail="locked")
+    if user is None:
+        return _render(
+            request,
+            "login.html",
+            status_code=401,
+            next=_safe_next(next),
+            error=LOGIN_FAILED,
+            username=username,
+            organisation=request.app.state.settings.organisation,
+        )
+    throttle.succeeded(username)
+    with store.begin() as conn:
+        auth.delete_session(conn, request.cookies.get(auth.COOKIE_NAME))  # a fresh id at every sign-in
+        token = auth.create_session(conn, user.id)
+    audit.log(store, user.username, "auth.login")
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        auth.COOKIE_NAME, token, httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/"
+    )
+    return response
+
+
+@router.post("/logout", include_in_schema=False)
+def logout(request: Request) -> Response:
+    user = _user(request)
+    store = _store(request)
+    with store.begin() as conn:
+        auth.delete_session(conn, request.cookies.get(auth.COOKIE_NAME))
+    audit.log(store, user.username, "auth.logout")
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(
+        auth.COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=request.url.scheme == "https"
+    )
+    return response
+
+
+# -- overview ---------------------------------------------------------------------------------------------------
+
+
+@router.get("/", include_in_schema=False)
+def overview(request: Request, since: str = "30d") -> Response:
+    user = _user(request)
+    store = _store(request)
+    notice = None
+    try:
+        period = q.Period.parse_since(since[:40])
+        if period.since < EPOCH:
+            raise ValueError(since)
+    except (ValueError, OverflowError):
+        notice = "That period was not understood; showing the last 30 days."
+        since, period = "30d", q.Period.parse_since("30d")
+    with store.connect() as conn:
+        totals = q.totals(conn, period)
+        volume = q.volume_by_category(conn, period)
+        sentiment = q.sentiment_split(conn, period)
+        languages = q.language_split(conn, period)
+        sources = q.source_split(conn, period)
+        clusters = q.top_clusters(conn, period, 8)
+        guard = q.guard_summary(conn, period)
+    chart, categories, volume_rows = _volume_chart(volume, period)
+    audit.log(store, user.username, "report.view", "overview", {"since": since})
+    ranges = list(RANGES)
+    if since not in dict(ranges):
+        ranges.append((since, f"Since {since}"))
+    label = dict(ranges)[since]
+    stats = [
+        {
+            "label": "Posts",
+            "value": totals["posts"],
+            "hint": f"{totals['social']:,} social · {totals['news']:,} news",
+            "tone": "",
+        },
+        {"label": "Clusters", "value": totals["clusters"], "hint": "groups of 2+ near-identical posts", "tone": ""},
+        {"label": "Sources", "value": totals["sources"], "hint": "with posts in this period", "tone": ""},
+        {
+            "label": "Withheld by the guard",
+            "value": totals["withheld"],
+            "hint": "protected topics, never stored",
+            "tone": "guard",
+        },
+    ]
+    can_read = user.role in POST_READERS
+    return _render(
+        request,
+        "overview.html",
+        nav="overview",
+        since=since,
+        ranges=ranges,
+        period_label=f"{label} · {period.first_day:%d %b %Y} to {period.last_day:%d %b %Y}",
+        notice=notice,
+        stats=stats,
+        chart=chart,
+        volume_categories=categories,
+        volume_rows=volume_rows,
+        sentiment=_bars(sentiment, _TONES),
+        languages=_bars(languages),
+        sources=_bars(sources),
+        clusters=[
+            {
+                "size": c["size"],
+                "text": c["excerpt"],
+                "category": c["category"],
+                "when": f"{c['first_seen']:%d %b} to {c['last_seen']:%d %b}",
+                "link": f"/posts/{c['post_id']}" if can_read else None,
+            }
+            for c in clusters
+        ],
+        guard=_guard_totals(guard),
+    )
+
+
+# -- posts ------------------------------------------------------------------------------------------------------
+
+
+def _day(value: str | None, field: str, errors: list[str]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        errors.append(f"{field}: expected a date like 2026-01-31")
+        return None
+
+
+def _midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+@router.get("/posts", include_in_schema=False)
+def posts(
+    request: Request,
+    q_: str = Query("", alias="q"),
+    category: str = "",
+    sentiment: str = "",
+    lang: str = "",
+    source: str = "",
+    kind: str = "",
+    since: str = "",
+    until: str = "",
+    page: str = "1",
+) -> Response:
+    user = _require(request, POST_READERS)
+    store = _store(request)
+    search = q_[:200].strip()
+    errors: list[str] = []
+    d_since, d_until = _day(since, "From", errors), _day(until, "To", errors)
+    try:
+        page_n = max(1, min(int(page), 100_000))
+    except ValueError:
+        page_n = 1
+    flt = q.PostFilter(
+        q=search or None,
+        category=category or None,
+        sentiment=sentiment or None,
+        lang=lang or None,
+        source=source or None,
+        kind=kind or None,
+        since=_midnight(d_since) if d_since else None,
+        until=_midnight(d_until) + timedelta(days=1) if d_until else None,  # "To" is inclusive
+    )
+    with store.connect() as conn:
+        rows, total = q.search_posts(conn, flt, PAGE_SIZE, (page_n - 1) * PAGE_SIZE)
+        everything = _all_time()
+        options = {
+            "category": [c for c in q.category_split(conn, everything) if c != q.UNCATEGORISED],
+            "sentiment": list(SENTIMENTS),
+            "lang": [c for c in q.language_split(conn, everything) if c != q.UNKNOWN],
+            "source": [s["name"] for s in q.list_sources(conn)],
+            "kind": list(KINDS),
+        }
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    filters = {
+        "q": search,
+        "category": category,
+        "sentiment": sentiment,
+        "lang": lang,
+        "source": source,
+        "kind": kind,
+        "since": d_since.isoformat() if d_since else "",
+        "until": d_until.isoformat() if d_until else "",
+    }
+    audit.log(
+        store,
+        user.username,
+        "posts.search" if search else "posts.list",
+        "posts",
+        {**{k: v for k, v in filters.items() if v}, "page": page_n, "results": total},
+    )
+    kept = {k: v for k, v in filters.items() if v}
+
+    def link(n: int) -> str:
+        return "/posts?" + urlencode({**kept, "page": n})
+
+    return _render(
+        request,
+        "posts.html",
+        nav="posts",
+        f=filters,
+        options=options,
+        notice="; ".join(errors) or None,
+        rows=[
+            {
+                "id": r["id"],
+                "title": r["title"],
+                "snippet": _snippet(r["text"]),
+                "source": r["source"],
+                "kind": r["kind"],
+                "category": r["category"],
+                "sentiment": r["sentiment"],
+                "lang": r["lang"],
+                "created": _when(r["created_at"]),
+                "created_iso": r["created_at"].isoformat() if r["created_at"] else "",
+            }
+            for r in rows
+        ],
+        total=total,
+        page=page_n,
+        pages=pages,
+        link=link,
+    )
+
+
+@router.get("/posts/{post_id}", include_in_schema=False)
+def post(request: Request, post_id: int) -> Response:
+    user = _require(request, POST_READERS)
+    store = _store(request)
+    with store.connect() as conn:
+        row = q.get_post(conn, post_id)
+        labels = q.post_labels(conn, post_id) if row else []
+    if row is None:
+        raise HTTPException(404)
+    audit.log(store, user.username, "post.view", f"post:{post_id}")
+    size = row.get("cluster_size") or 1
+    cluster = f"#{row['cluster_id']}: {size} near-identical posts" if row.get("cluster_id") and size > 1 else None
+    url = row.get("url")
+    return _render(
+        request,
+        "post.html",
+        nav="posts",
+        post={
+            "id": row["id"],
+            "title": row["title"],
+            "text": row["text"],
+            "url": url if url and url.lower().startswith(("https://", "http://")) else None,
+            "source": row["source"],
+            "platform": row["platform"],
+            "kind": row["kind"],
+            "author": row.get("author_pseudonym"),
+            "lang": row["lang"],
+            "category": row["category"],
+            "sentiment": row["sentiment"],
+            "cluster": cluster,
+            "created": _when(row["created_at"]),
+            "created_iso": row["created_at"].isoformat() if row["created_at"] else "",
+        },
+        labels=labels,
+    )
+
+
+# -- public -----------------------------------------------------------------------------------------------------
+
+
+@router.get("/transparency", include_in_schema=False)
+def transparency(request: Request) -> Response:
+    settings = request.app.state.settings
+    with _store(request).connect() as conn:
+        stored = {s["name"]: s for s in q.list_sources(conn)}
+        guard = _guard_totals(q.guard_summary(conn, _all_time()))
+    declared = {s.name: {"name": s.name, "visibility": s.visibility, "kind": s.kind} for s in settings.sources}
+    for name, s in stored.items():
+        declared.setdefault(name, {"name": name, "visibility": s["visibility"], "kind": s["kind"]})
+    return _render(
+        request,
+        "transparency.html",
+        nav="transparency",
+        organisation=settings.organisation,
+        purpose=settings.purpose,
+        retention_days=settings.retention_days,
+        sources=sorted(declared.values(), key=lambda s: s["name"]),
+        guard=guard,
+    )
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz(request: Request) -> Response:
+    try:
+        with _store(request).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})

@@ -1,0 +1,179 @@
+"""The pages: what each shows, who may see it, search and filters, and escaping of untrusted post text."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from openear.web.pages import PAGE_SIZE
+
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;"
+
+
+def _result_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'class="result__link" href="/posts/(\d+)"', html)]
+
+
+def test_overview_shows_totals_chart_splits_clusters_and_guard_counts(web: Any) -> None:
+    r = web.login("viewer").get("/?since=30d")
+    assert r.status_code == 200
+    html = r.text
+    assert "<h1>Overview</h1>" in html
+    m = re.search(r'<img src="data:image/svg\+xml;base64,([^"]+)"', html)
+    assert m, "the volume chart is missing"
+    assert base64.b64decode(m.group(1)).decode().lstrip().startswith("<svg")
+    for heading in ("Sentiment", "Languages", "Top clusters", "Privacy guard"):
+        assert heading in html
+    guard = re.search(r'<dl class="guard">(.*?)</dl>', html, re.S).group(1)  # type: ignore[union-attr]
+    assert re.findall(r"<dd>(\d+)</dd>", guard) == ["1", "1", "2"]  # withheld, rejected, scrubbed
+    assert "Missing tips" in html or "Tips are missing" in html  # the p4/p5 cluster
+    assert 'href="/posts/' not in html  # a viewer gets no links into posts
+
+
+def test_overview_links_clusters_for_analysts_and_accepts_ranges(web: Any) -> None:
+    c = web.login("analyst")
+    assert 'href="/posts/' in c.get("/").text
+    week = c.get("/?since=7d")
+    assert week.status_code == 200 and "Last 7 days" in week.text
+    bad = c.get("/?since=forever")
+    assert bad.status_code == 200 and "not understood" in bad.text
+    assert c.get("/?since=999999999999d").status_code == 200
+
+
+def test_empty_period_renders(web: Any) -> None:
+    future = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    r = web.login("viewer").get(f"/?since={future}")
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/posts", "/posts?q=app", "/posts/{id}"])
+def test_viewer_and_owner_get_403_on_posts(web: Any, path: str) -> None:
+    path = path.format(id=web.ids["p1"])
+    for role in ("viewer", "owner"):
+        r = web.login(role).get(path)
+        assert r.status_code == 403, role
+        assert "do not have access" in r.text
+    for role in ("analyst", "admin"):
+        assert web.login(role).get(path).status_code == 200, role
+
+
+def test_viewer_has_no_posts_link(web: Any) -> None:
+    assert 'href="/posts"' not in web.login("viewer").get("/").text
+    assert 'href="/posts"' in web.login("analyst").get("/").text
+
+
+def test_xss_payload_is_escaped_in_list_and_post(web: Any) -> None:
+    c = web.login("analyst")
+    for path in ("/posts", "/posts?q=weird", f"/posts/{web.ids['p3']}"):
+        html = c.get(path).text
+        assert ESCAPED in html, path
+        assert "<script>alert(1)" not in html and "onerror=alert(2)>" not in html.replace(ESCAPED, "")
+        assert "<script" not in html.lower()
+
+
+def test_search_is_accent_and_case_insensitive(web: Any) -> None:
+    c = web.login("analyst")
+    for term in ("llego", "LLEGÓ", "llegó tarde", "Pago"):
+        r = c.get("/posts", params={"q": term})
+        assert _result_ids(r.text) == [web.ids["p2"]], term
+    assert _result_ids(c.get("/posts", params={"q": "zzzz-no-such-word"}).text) == []
+    assert "No posts match" in c.get("/posts", params={"q": "zzzz"}).text
+
+
+def test_search_ignores_query_syntax(web: Any) -> None:
+    c = web.login("analyst")
+    for term in ('"unbalanced', "app AND", "NEAR(", "*", "text:app OR 1=1 --"):
+        assert c.get("/posts", params={"q": term}).status_code == 200, term
+
+
+def test_withheld_and_rejected_items_are_nowhere(web: Any) -> None:
+    c = web.login("analyst")
+    assert "strike" not in c.get("/posts", params={"q": "strike"}).text.split("Results")[-1]
+    assert _result_ids(c.get("/posts", params={"q": "private group"}).text) == []
+    assert "w1" not in web.ids and "r1" not in web.ids
+
+
+def test_filters(web: Any) -> None:
+    c = web.login("analyst")
+    news = _result_ids(c.get("/posts", params={"kind": "news"}).text)
+    assert news == [web.ids["p7"]]
+    spanish = _result_ids(c.get("/posts", params={"lang": "es"}).text)
+    assert spanish == [web.ids["p2"]]
+    today = datetime.now(UTC).date()
+    recent = _result_ids(c.get("/posts", params={"since": (today - timedelta(days=2)).isoformat()}).text)
+    assert set(recent) == {web.ids["p1"], web.ids["p2"]}
+    window = _result_ids(
+        c.get(
+            "/posts",
+            params={"since": (today - timedelta(days=4)).isoformat(), "until": (today - timedelta(days=3)).isoformat()},
+        ).text
+    )
+    assert set(window) == {web.ids["p3"], web.ids["p4"]}
+    bad = c.get("/posts", params={"since": "yesterday"})
+    assert bad.status_code == 200 and "expected a date" in bad.text
+    cat = c.get("/posts").text
+    assert '<select id="category" name="category">' in cat
+
+
+def test_pagination(web: Any) -> None:
+    rows = [
+        (f"m{i}", 10, f"Batch post number {i} about the pay calculator showing zero", None, "social", "public")
+        for i in range(PAGE_SIZE + 5)
+    ]
+    web.add_posts(rows, "bulk-source")
+    c = web.login("analyst")
+    first = c.get("/posts", params={"source": "bulk-source"})
+    assert f"{PAGE_SIZE + 5} posts match" in first.text
+    assert len(_result_ids(first.text)) == PAGE_SIZE
+    assert "Page 1 of 2" in first.text and 'rel="next"' in first.text
+    assert "source=bulk-source&amp;page=2" in first.text
+    second = c.get("/posts", params={"source": "bulk-source", "page": "2"})
+    assert len(_result_ids(second.text)) == 5
+    assert not set(_result_ids(first.text)) & set(_result_ids(second.text))
+    assert c.get("/posts", params={"page": "abc"}).status_code == 200
+    assert _result_ids(c.get("/posts", params={"source": "bulk-source", "page": "99"}).text) == []
+
+
+def test_post_page_shows_labels_and_pseudonym_only(web: Any) -> None:
+    r = web.login("analyst").get(f"/posts/{web.ids['p6']}")
+    html = r.text
+    assert "[email]" in html and "[phone]" in html
+    assert "driver.jane" not in html and "555 123" not in html and "someone" not in html
+    assert re.search(r"<code[^>]*>p_[0-9a-f]{20}</code>", html)
+    assert re.search(r"<code>[\w.-]+@[\w.]+</code>", html)  # enricher@version
+    for name in ("category", "lang", "sentiment"):
+        assert f"<td>{name}</td>" in html
+    assert 'href="https://example.org/p6"' in html and 'rel="noopener noreferrer nofollow"' in html
+
+
+def test_post_lists_never_show_author_pseudonyms(web: Any) -> None:
+    html = web.login("analyst").get("/posts").text
+    assert not re.search(r"p_[0-9a-f]{20}", html)
+
+
+def test_missing_post_is_404(web: Any) -> None:
+    c = web.login("analyst")
+    assert c.get("/posts/999999").status_code == 404
+    assert c.get("/posts/not-a-number").status_code == 422
+
+
+def test_transparency_is_public_and_complete(web: Any) -> None:
+    r = web.client().get("/transparency")
+    assert r.status_code == 200
+    html = r.text
+    assert web.settings.purpose[:60] in html
+    assert f"{web.settings.retention_days} days" in html
+    assert "test-source" in html and "public" in html and "social" in html
+    assert "What openear never does" in html
+    stats = re.findall(r'<p class="stat__value">(\d+)</p>', html)
+    assert stats == ["1", "1", "2"]
+    assert 'href="/login"' in html and "Sign out" not in html
+
+
+def test_healthz(web: Any) -> None:
+    r = web.client().get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
