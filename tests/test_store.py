@@ -176,3 +176,39 @@ def test_purge_deletes_old_posts_labels_index_and_empty_clusters(store: Store, e
         assert conn.execute(text("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'station'")).scalar() == 0
         assert conn.execute(select(labels.c.id)).all() == []
         assert conn.execute(select(clusters.c.id)).all() == []
+
+
+def test_pipeline_saves_cursor_marks_with_their_batch(tmp_path: Path) -> None:
+    """Items before a mark commit with it; a failure after the mark leaves the mark's batch and cursor intact."""
+    from openear.models import CursorMark, RawItem
+    from openear.pipeline import Pipeline
+    from openear.settings import SourceSpec
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.migrate()
+    pipe = Pipeline(store, Guard(KEY), Enrichment(), batch_size=2)
+    spec = SourceSpec("live", connector="test", visibility="public")
+
+    def normalise(raw: RawItem) -> Post:
+        if raw.payload.get("boom"):
+            raise RuntimeError("source died mid-stream")
+        return Post(source="live", external_id=raw.payload["id"], platform="test", kind="social",
+                    visibility="public", created_at=datetime(2026, 11, 2, tzinfo=UTC),
+                    text=f"post number {raw.payload['id']}", author_id="a")
+
+    def stream(fail: bool):
+        yield RawItem("live", {"id": "1"})
+        yield RawItem("live", {"id": "2"})
+        yield CursorMark("after-2")
+        yield RawItem("live", {"id": "3"})
+        if fail:
+            yield RawItem("live", {"boom": True})
+        yield CursorMark("after-3")
+
+    with pytest.raises(RuntimeError):
+        pipe.run(spec, stream(fail=True), normalise, kind="collect")
+    assert store.get_cursor("live") == "after-2"
+    assert store.count() == 2
+    _, stats = pipe.run(spec, stream(fail=False), normalise, kind="collect")
+    assert store.get_cursor("live") == "after-3"
+    assert store.count() == 3 and (stats.stored, stats.unchanged) == (1, 2)

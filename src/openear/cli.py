@@ -25,8 +25,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, files) is not cut at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 HomeOption = Annotated[
     Path | None,
@@ -79,15 +80,26 @@ def _count_lines(path: Path) -> int | None:
 
 
 def stats_table(title: str, rows: dict[str, RunStats]) -> Table:
-    """The summary table printed at the end of an import or demo."""
-    table = Table(title=title, title_justify="left")
-    for col in ("source", "read", "stored", "unchanged", "rejected", "withheld", "scrubbed", "invalid"):
-        table.add_column(col, justify="left" if col == "source" else "right")
+    """The summary table printed at the end of an import or demo; rejection reasons go in the caption."""
+    reasons: dict[str, int] = {}
+    withheld: dict[str, int] = {}
+    for s in rows.values():
+        for k, v in s.rejected.items():
+            reasons[k] = reasons.get(k, 0) + v
+        for k, v in s.withheld_by_reason.items():
+            withheld[k] = withheld.get(k, 0) + v
+    caption = []
+    if reasons:
+        caption.append("rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+    if withheld:
+        caption.append("withheld: " + ", ".join(f"{k} {v}" for k, v in sorted(withheld.items())))
+    table = Table(title=title, title_justify="left", caption="; ".join(caption) or None, caption_justify="left")
+    table.add_column("source", no_wrap=True)
+    for col in ("read", "stored", "unchanged", "rejected", "withheld", "scrubbed", "invalid"):
+        table.add_column(col, justify="right", no_wrap=True)
     for name, s in rows.items():
-        rejected = ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items())) or "0"
-        withheld = str(s.withheld)
-        table.add_row(name, str(s.read), str(s.stored), str(s.unchanged), rejected, withheld, str(s.scrubbed),
-                      str(s.invalid))
+        table.add_row(name, str(s.read), str(s.stored), str(s.unchanged), str(s.rejected_total), str(s.withheld),
+                      str(s.scrubbed), str(s.invalid))
     return table
 
 

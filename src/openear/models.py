@@ -36,6 +36,16 @@ class RawItem:
 
 
 @dataclass(frozen=True, slots=True)
+class CursorMark:
+    """Put in a connector's item stream: every item before it is covered by ``value``, the source's new cursor.
+
+    The pipeline saves the newest mark in the same transaction as the batch that holds those items.
+    """
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class Post:
     """A normalised item. Holds the author's identity: never stored, never logged."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from openear.enrich import Enrichment
 from openear.errors import InvalidField
 from openear.guard import Guard, load_key
-from openear.models import InvalidItem, Post, RawItem, Rejection, RunStats
+from openear.models import CursorMark, InvalidItem, Post, RawItem, Rejection, RunStats
 from openear.settings import Settings, SourceSpec
 from openear.store import Store
 
@@ -45,13 +45,16 @@ class Pipeline:
     def run(
         self,
         spec: SourceSpec,
-        items: Iterable[RawItem | InvalidItem],
+        items: Iterable[RawItem | InvalidItem | CursorMark],
         normalise: Normaliser,
         *,
         kind: str = "import",
         progress: Progress | None = None,
     ) -> tuple[int, RunStats]:
-        """Process ``items`` from one source; returns ``(run_id, stats)``."""
+        """Process ``items`` from one source; returns ``(run_id, stats)``.
+
+        A :class:`CursorMark` in the stream is saved with the batch that holds the items before it.
+        """
         self.store.declare_source(
             spec.name, connector=spec.connector, visibility=spec.visibility, kind=spec.kind, country=spec.country
         )
@@ -61,8 +64,19 @@ class Pipeline:
         rejections: list[Rejection] = []
         status = "failed"
         reported = 0
+        mark: tuple[str, str] | None = None
         try:
             for item in items:
+                if isinstance(item, CursorMark):
+                    mark = (spec.name, item.value)
+                    continue
+                if len(pending) + len(rejections) >= self.batch_size:
+                    # Flush lazily, when the next item shows up, so a mark that closes this batch goes with it.
+                    self._flush(run_id, pending, rejections, stats, mark)
+                    pending, rejections = [], []
+                    if progress:
+                        progress(stats.read - reported)
+                        reported = stats.read
                 stats.read += 1
                 if isinstance(item, RawItem):
                     try:
@@ -86,13 +100,7 @@ class Pipeline:
                         pending.append(verdict.post)
                         if verdict.scrubbed:
                             stats.scrubbed += 1
-                if len(pending) + len(rejections) >= self.batch_size:
-                    self._flush(run_id, pending, rejections, stats)
-                    pending, rejections = [], []
-                    if progress:
-                        progress(stats.read - reported)
-                        reported = stats.read
-            self._flush(run_id, pending, rejections, stats)
+            self._flush(run_id, pending, rejections, stats, mark, final=True)
             if progress:
                 progress(stats.read - reported)
             status = "partial" if stats.invalid else "ok"
@@ -100,11 +108,20 @@ class Pipeline:
             self.store.finish_run(run_id, stats, status)
         return run_id, stats
 
-    def _flush(self, run_id: int, pending: list, rejections: list[Rejection], stats: RunStats) -> None:
-        if not pending and not rejections:
+    def _flush(
+        self,
+        run_id: int,
+        pending: list,
+        rejections: list[Rejection],
+        stats: RunStats,
+        cursor: tuple[str, str] | None,
+        *,
+        final: bool = False,
+    ) -> None:
+        if not pending and not rejections and not (final and cursor):
             return
         enriched = self.enrichment.enrich(pending)
-        result = self.store.write_batch(run_id, enriched, rejections=rejections)
+        result = self.store.write_batch(run_id, enriched, rejections=rejections, cursor=cursor)
         stats.stored += result.stored
         stats.unchanged += result.unchanged
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _strategies import CATEGORIES, COUNTRIES, LANGS, SENTIMENTS, SEPARATORS, SOURCES, START, VOCAB
 from _strategies import posts as post_dicts
 from _strategies import trees
 from hypothesis import HealthCheck, given, settings
@@ -54,16 +55,34 @@ def py_ids(docs: list[Document], q: Query) -> set[int]:
     return {i for i, d in enumerate(docs, 1) if q.matches(d)}
 
 
+def random_post(rnd: random.Random) -> dict:
+    """A post like ``_strategies.posts`` draws, from a seeded generator (a fixed corpus for many queries)."""
+
+    def text(n: int) -> str:
+        parts = [rnd.choice(SEPARATORS) for _ in range(rnd.randint(0, 1))]
+        for _ in range(rnd.randint(0, n)):
+            parts += [rnd.choice(VOCAB), rnd.choice(SEPARATORS)]
+        return "".join(parts)
+
+    cats = set(rnd.sample(CATEGORIES, rnd.randint(0, 2)))
+    return {
+        "kind": rnd.choice(["social", "social", "news"]),
+        "text": text(14),
+        "title": rnd.choice([None, text(6)]),
+        "lang": rnd.choice(LANGS),
+        "source": rnd.choice(SOURCES),
+        "category": rnd.choice([None, *sorted(cats)]),
+        "categories": cats,
+        "sentiment": rnd.choice([None, *SENTIMENTS]),
+        "country": rnd.choice([None, *COUNTRIES]),
+        "created_at": START + timedelta(minutes=rnd.randint(0, 60 * 24 * 60)),
+    }
+
+
 @pytest.fixture(scope="module")
 def corpus(store: Store) -> list[Document]:
     rnd = random.Random(7)
-    items = [post_dicts().example() for _ in range(0)]  # placeholder: hypothesis .example() is not for tests
-    data = st.lists(post_dicts(), min_size=300, max_size=300)
-    from hypothesis import find
-
-    items = find(data, lambda _x: True, settings=settings(database=None, derandomize=True))
-    rnd.shuffle(items)
-    return load(store, items)
+    return load(store, [random_post(rnd) for _ in range(400)])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
