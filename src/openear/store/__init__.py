@@ -72,13 +72,25 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")  # each capability's migration branches from 0001; all are applied
 
     def revision(self) -> str | None:
+        """The applied migration heads, comma-separated, or ``None`` on an empty database."""
         from alembic.runtime.migration import MigrationContext
 
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            heads = MigrationContext.configure(conn).get_current_heads()
+        return ",".join(sorted(heads)) or None
+
+    @staticmethod
+    def script_heads() -> str:
+        """The heads of the shipped migrations: what :meth:`revision` is after :meth:`migrate`."""
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        return ",".join(sorted(ScriptDirectory.from_config(cfg).get_heads()))
 
     def check_ready(self) -> None:
         """Raise :class:`ConfigError` unless the schema exists."""
