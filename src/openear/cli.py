@@ -303,6 +303,45 @@ def purge(
                   f"(retention {settings.retention_days} days).")
 
 
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help='Query, e.g. \'(tip OR tips) NEAR/3 missing lang:en -refund\'.')],
+    limit: Annotated[int, typer.Option("--limit", help="Most posts to print.", min=1)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of posts.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Search stored posts with the query language (docs/query-language.md), newest first."""
+    from openear import audit
+    from openear.query import parse
+    from openear.query import search as run_search
+    from openear.store import open_store
+
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        parsed = parse(query)
+        store = open_store(settings.database_url)
+        with store.connect() as conn:
+            rows = run_search(conn, parsed, limit=limit)
+        with store.begin() as conn:
+            audit.record(conn, "cli", "search", target=query, detail=f"{len(rows)} posts")
+        store.close()
+    if as_json:
+        keys = ("source", "external_id", "kind", "created_at", "lang", "country", "category", "sentiment", "title",
+                "text", "url")
+        print(json.dumps([{k: (r[k].isoformat() if k == "created_at" else r[k]) for k in keys} for r in rows],
+                         ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} posts matching {query}", title_justify="left")
+    for col in ("created_at", "source", "category", "text"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        body = f"{r['title']}: {r['text']}" if r["title"] and r["kind"] == "news" else r["text"]
+        table.add_row(f"{r['created_at']:%Y-%m-%d %H:%M}", r["source"], r["category"] or "",
+                      body if len(body) <= 200 else body[:199] + "…")
+    console.print(table)
+
+
 @app.command("eval")
 def eval_(
     file: Annotated[

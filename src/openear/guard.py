@@ -20,7 +20,6 @@ import hmac
 import os
 import re
 import secrets
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from openear import models
 from openear.errors import ConfigError
 from openear.models import REFUSED_VISIBILITIES, GuardedPost, Post, Rejection
+from openear.textmatch import TermMatcher, fold
 
 _TOKEN = object()
 if not models._SEAL:
@@ -120,6 +120,7 @@ FEDI_HANDLE = re.compile(r"(?<![\w.])@[A-Za-z0-9_.]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-
 U_NAME = re.compile(r"(?<![\w/])/?u/[A-Za-z0-9_-]{2,}")
 
 USER = "[user]"
+_DIGIT_RUN = re.compile(r"\d{2}")  # every phone pattern has two digits in a row
 
 
 @dataclass
@@ -138,16 +139,26 @@ def scrub_text(text: str, names: Iterable[str] = ()) -> ScrubResult:
             kinds.extend([kind] * n)
         return new
 
-    out = sub(FEDI_HANDLE, USER, "handle", text)
-    out = sub(EMAIL, "[email]", "email", out)
-    out = sub(PROFILE_URL, USER, "profile_url", out)
-    out = sub(FEDI_PROFILE_URL, USER, "profile_url", out)
-    out = sub(HANDLE, USER, "handle", out)
-    out = sub(U_NAME, USER, "handle", out)
-    out = sub(PHONE, "[phone]", "phone", out)
+    out = text
+    # Cheap substring tests decide which patterns can match at all; most posts need none of them.
+    if "@" in out:
+        out = sub(FEDI_HANDLE, USER, "handle", out)
+        out = sub(EMAIL, "[email]", "email", out)
+    if "/" in out:
+        out = sub(PROFILE_URL, USER, "profile_url", out)
+        out = sub(FEDI_PROFILE_URL, USER, "profile_url", out)
+    if "@" in out:
+        out = sub(HANDLE, USER, "handle", out)
+    if "u/" in out:
+        out = sub(U_NAME, USER, "handle", out)
+    if _DIGIT_RUN.search(out):
+        out = sub(PHONE, "[phone]", "phone", out)
+    lowered = out.lower()
     for name in sorted({n.strip().lstrip("@") for n in names if n and len(n.strip().lstrip("@")) >= 3}, key=len,
                        reverse=True):
-        out = sub(re.compile(r"(?<!\w)@?" + re.escape(name) + r"(?!\w)", re.IGNORECASE), USER, "name", out)
+        if name.lower() in lowered:  # cheap test first: compiling a pattern per author is the slow part
+            out = sub(re.compile(r"(?<!\w)@?" + re.escape(name) + r"(?!\w)", re.IGNORECASE), USER, "name", out)
+            lowered = out.lower()
     return ScrubResult(out, kinds)
 
 
@@ -181,7 +192,7 @@ def scrub_url(url: str | None, names: Iterable[str] = ()) -> tuple[str | None, l
     lowered = url.lower()
     for n in names:
         n = (n or "").strip().lstrip("@").lower()
-        if len(n) >= 3 and re.search(r"(?<![a-z0-9])" + re.escape(n) + r"(?![a-z0-9])", lowered):
+        if len(n) >= 3 and n in lowered and re.search(r"(?<![a-z0-9])" + re.escape(n) + r"(?![a-z0-9])", lowered):
             return None, ["url"]
     if PROFILE_URL.fullmatch(url) or EMAIL.search(url):
         return None, ["url"]
@@ -190,12 +201,6 @@ def scrub_url(url: str | None, names: Iterable[str] = ()) -> tuple[str | None, l
 
 # --------------------------------------------------------------------------------------------------------------
 # Protected topics
-
-
-def fold(text: str) -> str:
-    """Lower case without accents, for matching English and Spanish alike."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 # Terms are folded (lower case, no accents) and match whole words. A trailing ``*`` on a word allows any ending;
@@ -289,23 +294,6 @@ RESEARCH_PRESS_CONTACT = [
     "equipo de television", "televis*", "cbc", "bbc", "nbc", "cnn", "cadena ser", "la ser",
 ]
 
-_WORD = r"[a-z0-9]"
-
-
-def _term_regex(term: str) -> str:
-    """One folded term as a regex: whole words, ``*`` after a word = any ending, spaces/hyphens between words."""
-    words = fold(term).replace("-", " ").replace(".", " ").split()
-    parts = []
-    for w in words:
-        stem = w.rstrip("*")
-        parts.append(re.escape(stem) + (_WORD + "*" if w.endswith("*") else ""))
-    return r"(?<![a-z0-9])" + r"[\s\-.]+".join(parts) + r"(?![a-z0-9])"
-
-
-def _compile(terms: list[str], extra: tuple[str, ...] = ()) -> re.Pattern[str]:
-    return re.compile("|".join([*(_term_regex(t) for t in terms), *extra]))
-
-
 # Crowds of workers acting together ("cientos de repartidores", "más de 20 mensajeros", "hundreds of drivers").
 _CROWD = (
     r"(?<![a-z0-9])(?:(?:mas de|unos|cientos de|centenares de|decenas de|miles de)(?: \d+)?"
@@ -324,17 +312,20 @@ class ProtectedTopicDetector:
     version = "1"
 
     def __init__(self) -> None:
-        self._patterns = {
-            "collective_action": _compile(COLLECTIVE_ACTION, (_CROWD,)),
-            "research_press_contact": _compile(RESEARCH_PRESS_CONTACT),
-        }
+        self._topics = ("collective_action", "research_press_contact")
+        self._matcher = TermMatcher(
+            [(t, 0) for t in COLLECTIVE_ACTION] + [(t, 1) for t in RESEARCH_PRESS_CONTACT]
+        )
+        self._crowd = re.compile(_CROWD)
 
     def detect(self, text: str) -> str | None:
         """The protected topic the text is about, or ``None``."""
         folded = fold(text)
-        for topic, pattern in self._patterns.items():
-            if pattern.search(folded):
-                return topic
+        found = {target for target, _ in self._matcher.find(folded)}
+        if 0 in found or self._crowd.search(folded):
+            return self._topics[0]
+        if 1 in found:
+            return self._topics[1]
         return None
 
 

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _strategies import CATEGORIES, COUNTRIES, LANGS, SENTIMENTS, SEPARATORS, SOURCES, START, VOCAB
+from _strategies import CATEGORIES, COUNTRIES, LANGS, SENTIMENTS, SEPARATORS, SOURCES, START, VOCAB, trees
 from _strategies import posts as post_dicts
-from _strategies import trees
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
@@ -98,3 +97,69 @@ def test_random_posts_and_random_queries_agree(store: Store, items: list[dict], 
     docs = load(store, items)
     q = parse(format_query(tree))
     assert sql_ids(store, q) == py_ids(docs, q), format_query(tree)
+
+
+def test_posts_through_the_real_write_path(tmp_path: Path) -> None:
+    """Guard -> enrichers -> Store.write_batch, then queries: SQL and Python agree on what was stored."""
+    from openear.enrich import Enrichment
+    from openear.guard import Guard
+    from openear.models import Post
+
+    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    s.migrate()
+    rnd = random.Random(3)
+    guard = Guard(b"k" * 32)
+    guarded = []
+    for i in range(120):
+        p = random_post(rnd)
+        post = Post(source=p["source"], external_id=str(i), platform="reddit", kind=p["kind"], visibility="public",
+                    created_at=p["created_at"].replace(tzinfo=UTC), text=p["text"] or "empty", title=p["title"],
+                    author_id=f"a{i}", country=p["country"])
+        verdict = guard.check(post, "public")
+        if verdict.post is not None:
+            guarded.append(verdict.post)
+    batch = Enrichment().enrich(guarded)
+    s.write_batch(s.start_run("test", None), batch)
+    with s.connect() as conn:
+        cats: dict[int, set[str]] = {}
+        for pid, value in conn.execute(select(labels.c.post_id, labels.c.value).where(labels.c.name == "category")):
+            cats.setdefault(pid, set()).add(value)
+        docs = {r.id: Document.from_row(r._mapping, cats.get(r.id, set())) for r in conn.execute(select(posts))}
+    assert len(docs) > 100
+    queries = [
+        "tips", "Propinas", "desactivacion", "tip*", "t?ps", '"missing tips"', "(tip OR tips) NEAR/3 (missing OR stolen)",
+        "tips NEAR/5f app", "title:app", "kind:news -title:app", "lang:es propinas", "lang:en OR lang:es",
+        "category:pay_tips", "NOT category:pay_tips", "after:2026-02-01 before:2026-02-15", "country:GB -sentiment:negative",
+        "straße", "1ª", "pro*nas NEAR/2 (app OR pago)",
+    ]
+    for text in queries:
+        q = parse(text)
+        with s.connect() as conn:
+            got = {r.id for r in search(conn, q, limit=None)}
+        assert got == {i for i, d in docs.items() if q.matches(d)}, text
+    s.close()
+
+
+def test_search_orders_newest_first_and_limits(store: Store) -> None:
+    items = [
+        {"kind": "social", "text": f"tips {i}", "title": None, "lang": "en", "source": "s", "category": None,
+         "categories": set(), "sentiment": None, "country": None, "created_at": datetime(2026, 1, 1) + timedelta(days=i)}
+        for i in range(5)
+    ]
+    load(store, items)
+    with store.connect() as conn:
+        rows = search(conn, "tips", limit=3)
+    assert [r["text"] for r in rows] == ["tips 4", "tips 3", "tips 2"]
+
+
+def test_where_clause_uses_fts5_and_the_exact_check_only_where_needed() -> None:
+    plain = str(to_sql(parse("(tip OR tips) NEAR/3 (missing OR stolen) -refund lang:en")))
+    assert "MATCH" in plain and "oe_match" not in plain
+    assert "oe_match" in str(to_sql(parse("tips NEAR/3f app")))
+    assert "oe_match" in str(to_sql(parse("t?ps")))
+
+
+def test_postgresql_is_a_clear_error_for_now() -> None:
+    with pytest.raises(OpenearError, match="PostgreSQL"):
+        to_sql(parse("tips"), "postgresql")
+    assert str(to_sql(parse("lang:es"), "postgresql"))  # field filters need no text backend

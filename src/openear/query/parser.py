@@ -32,7 +32,7 @@ from openear.query.text import WILDCARDS
 __all__ = ["MAX_DEPTH", "MAX_DISTANCE", "MAX_LENGTH", "QuerySyntaxError", "parse_node"]
 
 MAX_LENGTH = 10_000
-MAX_DEPTH = 64
+MAX_DEPTH = 100
 MAX_DISTANCE = 1000
 
 GRAMMAR = r"""

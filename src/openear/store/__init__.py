@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from openear.errors import ConfigError
@@ -309,11 +309,13 @@ class Store:
                 .where(posts.c.cluster_id.in_(chunk))
                 .group_by(posts.c.cluster_id)
             ).all()
-            for cid, n, first, last, rep in stats:
+            if stats:
                 conn.execute(
                     update(clusters)
-                    .where(clusters.c.id == cid)
-                    .values(size=n, first_seen=first, last_seen=last, representative_post_id=rep)
+                    .where(clusters.c.id == bindparam("cid"))
+                    .values(size=bindparam("n"), first_seen=bindparam("first"), last_seen=bindparam("last"),
+                            representative_post_id=bindparam("rep")),
+                    [{"cid": cid, "n": n, "first": f, "last": la, "rep": rep} for cid, n, f, la, rep in stats],
                 )
 
     def _add_guard_counts(self, conn: Connection, counts: dict[tuple[str, str, str, str], int]) -> None:
