@@ -92,10 +92,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     path = args.db or Path(tmp.name) / "bench.sqlite"
     t = time.perf_counter()
-    if path.exists():
-        store = Store(f"sqlite:///{path}")
-    else:
-        store = build(path, args.n)
+    store = Store(f"sqlite:///{path}") if path.exists() else build(path, args.n)
     built = time.perf_counter() - t
     q = parse(args.query)
     with store.connect() as conn:

@@ -12,16 +12,7 @@ import pytest
 
 from openear.settings import Settings, SourceSpec
 from openear.store import Store
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def shared_path(*parts: str) -> Path:
-    """A file in ../shared, or skip the test with the reason when the folder is absent (a user's clone)."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"needs ../shared/{'/'.join(parts)} (the team's shared data), absent here")
-    return path
+from shared_data import SHARED, shared_path  # noqa: F401 - re-exported for older imports
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from conftest import shared_path
+from shared_data import shared_path
 from openear.enrich.classify import Classifier
 from openear.enrich.sentiment import FeatureParams, Featuriser, SentimentModel
 from openear.errors import InputFormatError

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import shared_path
+from shared_data import shared_path
 from openear.guard import COLLECTIVE_ACTION, RESEARCH_PRESS_CONTACT, ProtectedTopicDetector
 
 DETECTOR = ProtectedTopicDetector()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,10 @@ from sqlalchemy import Connection, insert, select, text
 
 from openear.store.schema import audit_log
 
-__all__ = ["GENESIS", "entries", "log", "record", "row_hash", "verify"]
+__all__ = ["GENESIS", "entries", "log", "record", "row_hash", "transaction", "verify"]
 
 GENESIS = "0" * 64
-_LOCK = threading.Lock()  # one writer per process: two rows never chain onto the same predecessor
+_LOCK = threading.RLock()  # one writer per process: two rows never chain onto the same predecessor
 
 
 def _now() -> datetime:
@@ -80,6 +81,14 @@ def log(store: Any, actor: str, action: str, target: str | None = None, detail: 
     """Append one event in its own transaction on ``store`` (an :class:`openear.store.Store`)."""
     with _LOCK, store.begin() as conn:
         return _append(conn, actor, action, target, detail)
+
+
+@contextmanager
+def transaction(store: Any) -> Iterator[Connection]:
+    """A transaction on ``store`` holding the audit lock until it commits: call :func:`record` inside it, and a
+    change and its audit row commit together while no other writer chains onto the uncommitted row."""
+    with _LOCK, store.begin() as conn:
+        yield conn
 
 
 def entries(conn: Connection) -> Iterator[dict[str, Any]]:

@@ -194,8 +194,12 @@ def report(
     ctx: typer.Context,
     since: Annotated[str, typer.Option("--since", help="Start: 30d, 12h or a date (YYYY-MM-DD).")] = "30d",
     until: Annotated[str | None, typer.Option("--until", help="End date (exclusive), default now.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="html, markdown (md) or csv.")] = "html",
+    fmt: Annotated[str, typer.Option("--format", help="html, markdown (md), csv or pdf.")] = "html",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    scheduled: Annotated[
+        str | None,
+        typer.Option("--scheduled", help="daily or weekly: archive (and send) the due report of every team."),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Write a report for a period: volume, categories, sentiment, clusters, media and the guard's counts."""
@@ -204,8 +208,11 @@ def report(
     from openear.store.queries import Period
 
     fmt = {"md": "markdown"}.get(fmt, fmt)
-    if fmt not in ("html", "markdown", "csv"):
-        _fail(f"--format: must be html, markdown or csv, not {fmt!r}")
+    if fmt not in ("html", "markdown", "csv", "pdf"):
+        _fail(f"--format: must be html, markdown, csv or pdf, not {fmt!r}")
+    if scheduled is not None:
+        _scheduled_reports(ctx, home, scheduled)
+        return
     with _errors():
         settings = settings_mod.load(_home(ctx, home))
         try:
@@ -220,11 +227,30 @@ def report(
         with store.begin() as conn:
             audit.record(conn, "cli", "report", target=str(output or "stdout"), detail=f"{fmt} since {since}")
         store.close()
-        if output is None:
+        if output is None and fmt == "pdf":
+            sys.stdout.buffer.write(reports.render_pdf(rep))
+        elif output is None:
             sys.stdout.write(reports.render(rep, fmt))
         else:
             reports.write_report(rep, fmt, output)
             console.print(f"Report written to [bold]{output}[/]")
+
+
+def _scheduled_reports(ctx: typer.Context, home: Path | None, kind: str) -> None:
+    from openear import scheduler, triage
+    from openear.store import open_store
+
+    if kind not in scheduler.KINDS:
+        _fail(f"--scheduled: must be daily or weekly, not {kind!r}")
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        store = open_store(settings.database_url)
+        done = scheduler.run_scheduled(store, settings, triage.load_triage(settings), kind=kind)
+        store.close()
+    for item in done:
+        console.print(f"{item.kind} report for [bold]{item.audience}[/]: {', '.join(map(str, item.paths.values()))}")
+    if not done:
+        console.print(f"No {kind} report was due (already archived).")
 
 
 @app.command()
@@ -292,6 +318,10 @@ def purge(
     with _errors():
         settings = settings_mod.load(_home(ctx, home))
         store = open_store(settings.database_url)
+        from openear.web.overrides import effective  # retention set on the admin Settings page wins
+
+        with store.connect() as conn:
+            settings = effective(settings, conn)
         before = datetime.now(UTC) - timedelta(days=settings.retention_days)
         done = store.purge(before, dry_run=dry_run)
         if not dry_run:
@@ -342,6 +372,254 @@ def search(
     console.print(table)
 
 
+@app.command()
+def collect(
+    ctx: typer.Context,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only this source (repeatable; default: every live source).")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass of each source, then exit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Collect from live sources (reddit, mastodon, bluesky, x, rss) through the guard into the store."""
+    _collect(ctx, home, source or [], once=once, as_json=as_json)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Run every live source on its interval until SIGTERM or Ctrl+C (a failing source never blocks the others)."""
+    _collect(ctx, home, [], once=False, as_json=as_json)
+
+
+def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: bool, as_json: bool) -> None:
+    import signal
+    import threading
+
+    from openear.collector import Collector, SourceResult, live_sources
+    from openear.store import open_store
+
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        specs = live_sources(settings, names)
+        if not specs:
+            _fail(f"no live sources declared in {settings.config_path} (add [[sources]] with a connector: "
+                  "reddit, mastodon, bluesky, x or rss)")
+        store = open_store(settings.database_url)
+        with _progress() as bar:
+            tasks = {s.name: bar.add_task(f"collect {s.name}", total=None) for s in specs}
+
+            def on_result(r: SourceResult) -> None:
+                if r.error:
+                    err.print(f"[yellow]{r.source}: {r.state}:[/] {r.error}", highlight=False, soft_wrap=True)
+
+            collector = Collector(settings, store, specs, once=once, on_result=on_result,
+                                  progress=lambda name, n: bar.advance(tasks[name], n))
+            stopping = {"n": 0}
+
+            def on_signal(signum: int, _frame: object) -> None:
+                stopping["n"] += 1
+                collector.stop()
+                if stopping["n"] > 1:  # a second signal: do not wait for a hanging source
+                    raise KeyboardInterrupt
+
+            previous = {}
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    previous[sig] = signal.signal(sig, on_signal)
+            try:
+                totals = collector.run()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        store.close()
+    if as_json:
+        print(json.dumps({name: {**r.stats.as_dict(), "deleted": r.deleted, "skipped": r.skipped,
+                                 "state": r.state, "error": r.error} for name, r in totals.items()}))
+    else:
+        console.print(stats_table("Collected", {name: r.stats for name, r in totals.items()}))
+        for name, r in totals.items():
+            extra = [f"deleted at source {r.deleted}"] if r.deleted else []
+            extra += [f"skipped {k} {v}" for k, v in sorted(r.skipped.items())]
+            if r.state != "ok":
+                extra.append(f"[bold red]{r.state}[/]: {r.error}")
+            if extra:
+                console.print(f"{name}: " + "; ".join(extra), highlight=False)
+    if any(r.error for r in totals.values()):
+        raise typer.Exit(1)
+
+
+# -- users, API tokens, audit (issue 6) ---------------------------------------------------------------------
+users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens (hashed at rest; each acts with its user's role).", no_args_is_help=True)
+audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
+
+
+def _open(ctx: typer.Context, home: Path | None):  # -> Store
+    from openear.store import open_store
+
+    settings = settings_mod.load(_home(ctx, home))
+    return open_store(settings.database_url)
+
+
+@users_app.command("add")
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username.", show_default=False)],
+    role: Annotated[str, typer.Option("--role", help="viewer, analyst, owner or admin.")] = "viewer",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (one line).")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Add a user. Without --password-stdin a password is generated and printed once."""
+    from openear import audit
+    from openear.web import auth
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        generated = False
+    else:
+        password, generated = auth.generate_password(), True
+    with _errors():
+        store = _open(ctx, home)
+        try:
+            with audit.transaction(store) as conn:
+                auth.create_user(conn, name, password, role)
+                audit.record(conn, "cli", "user.add", f"user:{name.strip()}", {"role": role})
+        except ValueError as exc:
+            _fail(str(exc))
+        except Exception as exc:  # the unique username
+            if "UNIQUE" in str(exc).upper() or "duplicate" in str(exc).lower():
+                _fail(f"user {name!r} exists")
+            raise
+        finally:
+            store.close()
+    console.print(f"User [bold]{name.strip()}[/] added with role [bold]{role}[/].", highlight=False)
+    if generated:
+        console.print(f"One-time password (shown only now): [bold]{password}[/]", highlight=False)
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context, home: HomeOption = None) -> None:
+    """List users, their roles and whether they are disabled."""
+    from sqlalchemy import select
+
+    from openear.store.schema import users
+
+    with _errors():
+        store = _open(ctx, home)
+        with store.connect() as conn:
+            rows = conn.execute(
+                select(users.c.username, users.c.role, users.c.disabled, users.c.created_at).order_by(users.c.username)
+            ).all()
+        store.close()
+    table = Table(title="Users", title_justify="left")
+    for col in ("user", "role", "status", "created (UTC)"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        table.add_row(r.username, r.role, "disabled" if r.disabled else "active", f"{r.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@users_app.command("disable")
+def users_disable(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username.", show_default=False)],
+    enable: Annotated[bool, typer.Option("--enable", help="Enable the user again instead.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Disable a user: their sessions end and their API tokens stop working at once."""
+    from openear import audit
+    from openear.web import auth
+
+    with _errors():
+        store = _open(ctx, home)
+        with audit.transaction(store) as conn:
+            found = auth.set_disabled(conn, name, not enable)
+            if found:
+                audit.record(conn, "cli", "user.enable" if enable else "user.disable", f"user:{name}")
+        store.close()
+    if not found:
+        _fail(f"no user {name!r}")
+    console.print(f"User [bold]{name}[/] {'enabled' if enable else 'disabled'}.", highlight=False)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", help="The user the token acts as.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "api",
+    home: HomeOption = None,
+) -> None:
+    """Create an API token for a user and print it once (only its hash is kept)."""
+    from openear import audit
+    from openear.web import tokens
+
+    with _errors():
+        store = _open(ctx, home)
+        try:
+            with audit.transaction(store) as conn:
+                token_id, token = tokens.create_token(conn, user, name)
+                audit.record(conn, "cli", "token.create", f"token:{token_id}", {"user": user, "name": name})
+        except ValueError as exc:
+            _fail(str(exc))
+        finally:
+            store.close()
+    err.print(f"Token {token_id} for {user} (shown only now; send it as 'Authorization: Bearer <token>'):",
+              highlight=False, markup=False)
+    print(token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[int, typer.Argument(help="The token's id (see the Users page).", show_default=False)],
+    home: HomeOption = None,
+) -> None:
+    """Revoke an API token."""
+    from openear import audit
+    from openear.web import tokens
+
+    with _errors():
+        store = _open(ctx, home)
+        with audit.transaction(store) as conn:
+            done = tokens.revoke_token(conn, token_id)
+            if done:
+                audit.record(conn, "cli", "token.revoke", f"token:{token_id}")
+        store.close()
+    if not done:
+        _fail(f"no live token {token_id}")
+    console.print(f"Token {token_id} revoked.")
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, home: HomeOption = None) -> None:
+    """Check the audit log's hash chain; exit 1 if any entry was changed, removed or reordered."""
+    from sqlalchemy import func, select
+
+    from openear import audit
+    from openear.store.schema import audit_log
+
+    with _errors():
+        store = _open(ctx, home)
+        with store.connect() as conn:
+            ok = audit.verify(conn)
+            n = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
+        store.close()
+    if not ok:
+        err.print(f"[bold red]audit log: chain broken[/] ({n} entries): entries were changed, removed or reordered")
+        raise typer.Exit(1)
+    console.print(f"audit log: {n} entries, chain intact")
+
+
 @app.command("eval")
 def eval_(
     file: Annotated[
@@ -358,6 +636,220 @@ def eval_(
         print(json.dumps(result))
     else:
         console.print(format_table(result))
+
+
+# -- cases and alerts (issue 5) ---------------------------------------------------------------------------------
+cases_app = typer.Typer(
+    help="Cases: flag posts and clusters, follow them to resolution, escalate.", no_args_is_help=True
+)
+alerts_app = typer.Typer(help="Spike alerts per category, source and language.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+app.add_typer(alerts_app, name="alerts")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ActorOption = Annotated[str, typer.Option("--as", help="Who is acting (recorded in the history).")]
+
+
+@contextmanager
+def _triage_store(ctx: typer.Context) -> Iterator[tuple[object, object, object]]:
+    from openear import triage
+    from openear.store import open_store
+
+    with _errors():
+        settings = settings_mod.load(_home(ctx, None))
+        cfg = triage.load_triage(settings)
+        store = open_store(settings.database_url)
+        try:
+            yield settings, cfg, store
+        finally:
+            store.close()
+
+
+def _jsonable(value: object) -> object:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@cases_app.command("list")
+def cases_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="new, investigating, escalated, resolved, dismissed or open.")
+    ] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Only this team's cases.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List cases, newest first."""
+    from openear import triage
+
+    with _triage_store(ctx) as (_s, _c, store), store.connect() as conn:  # type: ignore[attr-defined]
+        wanted = triage.OPEN_STATUSES if status == "open" else status
+        rows = triage.list_cases(conn, status=wanted, team=team)
+    if as_json:
+        print(json.dumps(_jsonable(rows), ensure_ascii=False))
+        return
+    table = Table(title="Cases")
+    for col in ("id", "status", "priority", "team", "posts", "title"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), r["status"], r["priority"], r["team"], str(r["posts"]), r["title"][:70])
+    console.print(table)
+
+
+@cases_app.command("show")
+def cases_show(ctx: typer.Context, case_id: int, as_json: JsonOption = False) -> None:
+    """One case with its history, clusters and linked posts."""
+    from openear import audit, triage
+
+    with _triage_store(ctx) as (_s, _c, store):
+        with store.connect() as conn:  # type: ignore[attr-defined]
+            case = triage.get_case(conn, case_id)
+        if case is None:
+            _fail(f"case {case_id}: no such case")
+        audit.log(store, "cli", "case.view", f"case:{case_id}")
+    if as_json:
+        print(json.dumps(_jsonable(case), ensure_ascii=False))
+        return
+    assert case is not None
+    console.print(f"[bold]#{case['id']} {case['title']}[/]  {case['status']} · {case['priority']} · {case['team']}"
+                  f" · assignee {case['assignee'] or '-'} · {case['post_count']} posts", highlight=False)
+    for e in case["events"]:
+        detail = json.dumps(e["detail"], ensure_ascii=False)
+        console.print(f"  {e['at']:%Y-%m-%d %H:%M} {e['actor']}: {e['kind']} {detail}", highlight=False, markup=False)
+
+
+@cases_app.command("open")
+def cases_open(
+    ctx: typer.Context,
+    post: Annotated[int | None, typer.Option("--post", help="Flag this post.")] = None,
+    cluster: Annotated[int | None, typer.Option("--cluster", help="Flag this near-duplicate cluster.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Default: the post's opening words.")] = None,
+    priority: Annotated[str, typer.Option("--priority", help="low, normal, high or urgent.")] = "normal",
+    team: Annotated[str | None, typer.Option("--team", help="Default: by the routing rules.")] = None,
+    actor: ActorOption = "cli",
+) -> None:
+    """Open a case on a post or a near-duplicate cluster."""
+    from openear import triage
+
+    with _triage_store(ctx) as (_s, cfg, store), store.begin() as conn:  # type: ignore[attr-defined]
+        case_id = triage.open_case_for(
+            conn, cfg, actor=actor, post_id=post, cluster_id=cluster, title=title,  # type: ignore[arg-type]
+            priority=priority, team=team,
+        )
+    console.print(f"Opened case #{case_id}")
+
+
+@cases_app.command("status")
+def cases_status(
+    ctx: typer.Context, case_id: int, status: str,
+    note: Annotated[str | None, typer.Option("--note", help="Why.")] = None, actor: ActorOption = "cli",
+) -> None:
+    """Move a case: investigating, escalated, resolved, dismissed (or back to new / investigating)."""
+    from openear import triage
+
+    with _triage_store(ctx) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
+        triage.transition(conn, case_id, status, actor=actor, note=note)
+    console.print(f"Case #{case_id} is {status}")
+
+
+@cases_app.command("assign")
+def cases_assign(ctx: typer.Context, case_id: int, assignee: str, actor: ActorOption = "cli") -> None:
+    """Assign a case to a person of the owner team ('-' to clear)."""
+    from openear import triage
+
+    with _triage_store(ctx) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
+        triage.assign(conn, case_id, None if assignee == "-" else assignee, actor=actor)
+    console.print(f"Case #{case_id} assigned to {assignee}")
+
+
+@cases_app.command("note")
+def cases_note(ctx: typer.Context, case_id: int, text: str, actor: ActorOption = "cli") -> None:
+    """Add a note to a case's history."""
+    from openear import triage
+
+    with _triage_store(ctx) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
+        triage.add_note(conn, case_id, text, actor=actor)
+    console.print(f"Note added to case #{case_id}")
+
+
+@cases_app.command("sync")
+def cases_sync(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """One triage pass: attach new cluster posts, apply case rules, detect spikes, escalate and notify."""
+    from openear import triage
+
+    with _triage_store(ctx) as (_s, cfg, store):
+        result = triage.run(store, cfg)  # type: ignore[arg-type]
+    summary = {
+        "opened": result.opened, "attached": result.attached, "alerts": [a["id"] for a in result.alerts],
+        "escalated": [e.case_id for e in result.escalations],
+        "deliveries": [{"channel": d.channel, "team": d.team, "status": d.status} for d in result.deliveries],
+    }
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        console.print(f"Opened {len(result.opened)} cases, attached {result.attached} posts, "
+                      f"{len(result.alerts)} new alerts, escalated {len(result.escalations)} cases.")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option("--status", help="open, acknowledged or closed.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List spike alerts, newest first."""
+    from openear import alerts
+
+    with _triage_store(ctx) as (_s, _c, store), store.connect() as conn:  # type: ignore[attr-defined]
+        rows = alerts.list_alerts(conn, status=status)
+    if as_json:
+        print(json.dumps(_jsonable(rows), ensure_ascii=False))
+        return
+    table = Table(title="Spike alerts")
+    for col in ("id", "status", "series", "bucket", "observed", "expected", "terms"):
+        table.add_column(col)
+    for a in rows:
+        table.add_row(str(a["id"]), a["status"], f"{a['dimension']}={a['value']}",
+                      f"{a['bucket_start']:%Y-%m-%d %H:%M} ({a['granularity']})", str(a["observed"]),
+                      f"{a['expected']:.1f}", ", ".join(a["terms"][:5]))
+    console.print(table)
+
+
+@alerts_app.command("detect")
+def alerts_detect(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Look for spikes now (without opening cases or notifying: 'openear cases sync' does both)."""
+    from openear import alerts
+
+    with _triage_store(ctx) as (_s, cfg, store), store.begin() as conn:  # type: ignore[attr-defined]
+        found = alerts.detect(conn, cfg.alerts)  # type: ignore[attr-defined]
+    if as_json:
+        print(json.dumps(_jsonable(found), ensure_ascii=False))
+    else:
+        for a in found:
+            console.print(alerts.describe(a), highlight=False)
+        console.print(f"{len(found)} new alerts.")
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    ctx: typer.Context, alert_id: int,
+    close: Annotated[bool, typer.Option("--close", help="Close instead of acknowledging.")] = False,
+    actor: ActorOption = "cli",
+) -> None:
+    """Acknowledge (or close) an alert."""
+    from openear import alerts
+
+    with _triage_store(ctx) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
+        ok = alerts.acknowledge(conn, alert_id, actor=actor, status="closed" if close else "acknowledged")
+    if not ok:
+        _fail(f"alert {alert_id}: no such alert")
+    console.print(f"Alert {alert_id} {'closed' if close else 'acknowledged'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,6 +36,7 @@ class DemoResult:
     init: InitResult
     stats: dict[str, RunStats] = field(default_factory=dict)
     reports: list[Path] = field(default_factory=list)
+    triage: object | None = None  # openear.triage.SyncResult of the demo's triage pass
 
 
 def sample_path() -> Path:
@@ -113,6 +114,25 @@ def run_demo(home: Path, *, progress: Callable[[str, int], None] | None = None) 
         for fmt, name in (("html", "demo-report.html"), ("markdown", "demo-report.md"), ("csv", "demo-report.csv")):
             reports.write_report(report, fmt, out / name)
             result.reports.append(out / name)
+        result.reports += _triage_step(settings, store, result)
     finally:
         store.close()
     return result
+
+
+def _triage_step(settings: object, store: object, result: DemoResult) -> list[Path]:
+    """Route, open cases for the main complaint clusters, detect spikes, escalate; archive a management PDF.
+
+    Channels are not configured in the demo: notifications are kept in an outbox and recorded as deliveries.
+    """
+    from openear import scheduler, triage
+    from openear.channels import Outbox
+    from openear.store.queries import Period
+
+    cfg = triage.load_triage(settings)
+    now = datetime.now(UTC)
+    result.triage = triage.run(store, cfg, now=now, notifier=Outbox())
+    item = scheduler.write_archived(
+        store, settings, cfg, kind="adhoc", team=cfg.management_team, period=Period.parse_since("14d", now), now=now
+    )
+    return list(item.paths.values())

@@ -33,6 +33,7 @@ __all__ = [
     "render_csv",
     "render_html",
     "render_markdown",
+    "render_pdf",
     "write_report",
 ]
 
@@ -399,8 +400,23 @@ def render(report: Report, fmt: str) -> str:
     return renderer(report)
 
 
+def render_pdf(report: Report, html: str | None = None) -> bytes:
+    """The HTML report (or ``html``, a page built on it) printed to A4 PDF by WeasyPrint, with its print styles."""
+    try:
+        from weasyprint import HTML
+    except ImportError:  # pragma: no cover - weasyprint is a dependency
+        from openear.errors import ConfigError
+
+        raise ConfigError("PDF reports need WeasyPrint: pip install weasyprint==70.0") from None
+    return bytes(HTML(string=html if html is not None else render_html(report), base_url=None).write_pdf())
+
+
 def write_report(report: Report, fmt: str, output: Path) -> Path:
-    """Render and write the report (UTF-8); creates the folder. Returns ``output``."""
+    """Render and write the report (UTF-8, or PDF bytes for ``pdf``); creates the folder. Returns ``output``."""
+    if fmt.lower() == "pdf":
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(render_pdf(report))
+        return output
     text = render(report, fmt)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8", newline="")

@@ -1,6 +1,6 @@
 """Tables of SQLite FTS5's ``unicode61`` tokenizer with ``remove_diacritics 2`` (generated; do not edit).
 
-Read from SQLite by probing every code point (``tests/query/test_text.py`` checks them against the running
+Read from SQLite by probing every code point (``tests/query/test_query_text.py`` checks them against the running
 SQLite). ``SEPARATORS`` are the inclusive code point ranges that end a word; every other code point is part
 of a word. ``FOLD`` maps a code point to its folded form (lower case, diacritics removed; ``""`` drops it).
 """

@@ -37,7 +37,6 @@ from sqlalchemy import (
     select,
     table,
     true,
-    union_all,
 )
 
 from openear.errors import OpenearError
@@ -51,7 +50,6 @@ Scope = Literal["news", "other"]
 Fts = str | bool | None  # an FTS5 expression; True / False when constant; None when FTS5 cannot say it exactly
 
 _FTS = table("posts_fts", column("rowid"))
-_P = posts.alias("fts_posts")
 
 
 class TextBackend(Protocol):
@@ -107,7 +105,11 @@ def _fts_and(parts: list[Fts], negs: list[Fts]) -> Fts:
 
 
 def fts(node: Node, scope: Scope, relax: bool = False) -> Fts:
-    """The FTS5 expression for ``node`` on posts of one scope (news, other); ``relax``: a superset is fine."""
+    """The FTS5 expression for ``node`` on posts of one scope (news, other).
+
+    ``relax``: a superset is fine, with no ``NOT`` in it (never ``None``). On the news scope that is a superset in
+    both scopes, as dropping ``NOT`` leaves a monotone expression and the news scope searches more columns.
+    """
     if isinstance(node, Term | Phrase):
         cols = _columns(node.field, scope)
         if cols is None:
@@ -135,7 +137,7 @@ def fts(node: Node, scope: Scope, relax: bool = False) -> Fts:
         return f"{cols} : (" + " OR ".join(nears) + ")"
     if isinstance(node, And):
         parts = [fts(n, scope, relax) for n in node.items if not isinstance(n, Not)]
-        negs = [fts(n.item, scope) for n in node.items if isinstance(n, Not)]
+        negs = [] if relax else [fts(n.item, scope) for n in node.items if isinstance(n, Not)]
         return _fts_and(parts, negs)
     if isinstance(node, Or):
         parts = [fts(n, scope, relax) for n in node.items]
@@ -144,6 +146,8 @@ def fts(node: Node, scope: Scope, relax: bool = False) -> Fts:
         kept = [p for p in parts if p is not False]
         return " OR ".join(f"({p})" for p in kept) if kept else False
     if isinstance(node, Not):
+        if relax:
+            return True
         inner = fts(node.item, scope)
         return (not inner) if isinstance(inner, bool) else None
     return None
@@ -167,37 +171,38 @@ def _relaxed(patterns: tuple[str, ...], cols: str) -> Fts:
 
 
 # -- the SQLite backend --------------------------------------------------------------------------------------
-def _scope_rows(expr: Fts, scope: Scope) -> Any:
-    kind = _P.c.kind == "news" if scope == "news" else _P.c.kind != "news"
-    if expr is True:
-        return select(_P.c.id).where(kind)
+def _in_fts(expr: Fts) -> ColumnElement[bool]:
+    if isinstance(expr, bool) or expr is None:
+        return true() if expr else false()
     match = literal_column("posts_fts").op("MATCH")(literal(expr))
-    return select(_P.c.id).select_from(_FTS.join(_P, _P.c.id == _FTS.c.rowid)).where(match, kind)
-
-
-def _in_fts(news: Fts, other: Fts) -> ColumnElement[bool]:
-    if news is True and other is True:
-        return true()
-    parts = [_scope_rows(e, s) for e, s in ((news, "news"), (other, "other")) if e is not False]
-    if not parts:
-        return false()
-    sub = parts[0] if len(parts) == 1 else union_all(*parts)
-    return posts.c.id.in_(sub)
+    return posts.c.id.in_(select(_FTS.c.rowid).where(match))
 
 
 class Fts5Backend:
-    """Word tests through ``posts_fts`` (external-content FTS5 on ``posts(text, title)``)."""
+    """Word tests through ``posts_fts`` (external-content FTS5 on ``posts(text, title)``).
+
+    One FTS5 query per word test: its news-scope form (text and title) is exact for news posts and for posts
+    without a title, which are nearly all; the rare social post with a title, and what FTS5 cannot say exactly,
+    are decided by ``oe_match()`` among the candidates FTS5 found.
+    """
 
     def text(self, node: Node) -> ColumnElement[bool] | None:
-        news, other = fts(node, "news"), fts(node, "other")
-        if news is not None and other is not None:
-            return _in_fts(news, other)
-        if not isinstance(node, Term | Phrase | Near):
-            return None
-        # FTS5 narrows to a superset; oe_match() decides exactly, row by row.
-        narrowed = _in_fts(fts(node, "news", relax=True), fts(node, "other", relax=True))
+        superset = fts(node, "news", relax=True)
+        if superset is False:
+            return false()
+        if superset is True and not isinstance(node, Term | Phrase | Near):
+            return None  # e.g. "a OR NOT b": split it, so each part can use the index
+        exact = fts(node, "news")
         check = func.oe_match(literal(format_node(node)), posts.c.kind, posts.c.text, posts.c.title) == 1
-        return and_(narrowed, check)
+        if exact is None:
+            return and_(_in_fts(superset), check)
+        plain = or_(posts.c.kind == "news", posts.c.title.is_(None))  # where the news scope is exact
+        if exact == superset:
+            return and_(_in_fts(superset), or_(plain, check))
+        exact_sql = _in_fts(exact)
+        if superset is not True:
+            exact_sql = and_(_in_fts(superset), exact_sql)
+        return or_(and_(plain, exact_sql), and_(not_(plain), _in_fts(superset), check))
 
 
 class PostgresBackend:

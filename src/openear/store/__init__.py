@@ -387,6 +387,33 @@ class Store:
             return int(conn.execute(select(func.count()).select_from(schema.metadata.tables[table])).scalar_one())
 
 
+    # ---- live sources (issue 4): deletions at the source -----------------------------------------------------
+    def delete_posts(self, source: str, external_ids: Iterable[str]) -> int:
+        """Delete posts of ``source`` that the source deleted or removed, with their labels and index entries.
+
+        Returns how many were deleted; ids not stored are ignored. Clusters left empty are removed.
+        """
+        ids = sorted(set(external_ids))
+        if not ids:
+            return 0
+        deleted = 0
+        with self.begin() as conn:
+            touched: set[int] = set()
+            for chunk in _chunks(ids, 500):
+                where = (posts.c.source == source) & posts.c.external_id.in_(chunk)
+                rows = conn.execute(select(posts.c.id, posts.c.cluster_id).where(where)).all()
+                if not rows:
+                    continue
+                touched.update(c for _, c in rows if c is not None)
+                conn.execute(labels.delete().where(labels.c.post_id.in_([pid for pid, _ in rows])))
+                deleted += conn.execute(posts.delete().where(where)).rowcount
+            if touched:
+                self._refresh_clusters(conn, touched)
+                live = select(posts.c.cluster_id).where(posts.c.cluster_id.in_(sorted(touched))).distinct()
+                conn.execute(clusters.delete().where(clusters.c.id.in_(sorted(touched)), clusters.c.id.not_in(live)))
+        return deleted
+    # ---- end live sources --------------------------------------------------------------------------------------
+
 def _post_row(item: EnrichedPost, run_id: int, now: datetime, cluster_id: int | None) -> dict[str, Any]:
     p = item.post
     return {

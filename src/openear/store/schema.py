@@ -161,3 +161,161 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# -- web app (issue 6; migration 0003) ------------------------------------------------------------------------
+# API tokens: only the SHA-256 of the token is kept; a token acts as its user with the role it was created for.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # the first characters, to tell tokens apart in lists
+    Column("role", String(20), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_used_at", DateTime),
+    Column("revoked_at", DateTime),
+)
+
+# A user's saved searches: the query text and the explorer's filters (JSON). Never shared, never by author.
+saved_searches = Table(
+    "saved_searches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("query", Text, nullable=False),
+    Column("filters", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+Index("ix_saved_searches_user", saved_searches.c.user_id)
+
+# Settings changed from the admin page (retention_days, purpose); they win over openear.toml.
+settings_overrides = Table(
+    "settings_overrides",
+    metadata,
+    Column("key", String(50), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+# ---- triage (issue 5): cases, spike alerts, channel deliveries, report archive. Migration 0002_triage. --------
+# Cases link posts and near-duplicate clusters, never authors (guardrail 5). Times are naive UTC.
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(300), nullable=False),
+    Column("category", String(50)),
+    Column("team", String(100), nullable=False),
+    Column("assignee", String(100)),
+    Column("status", String(20), nullable=False),  # new, investigating, escalated, resolved, dismissed
+    Column("priority", String(10), nullable=False),  # low, normal, high, urgent
+    Column("origin", String(100), nullable=False),  # "user:NAME", "rule:NAME" or "alert:ID"
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("progress_at", DateTime, nullable=False),  # the last step a person took: the SLA clock
+    Column("escalated_at", DateTime),
+    Column("closed_at", DateTime),
+)
+Index("ix_cases_status_team", cases.c.status, cases.c.team)
+
+case_posts = Table(
+    "case_posts",
+    metadata,
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("post_id", Integer, ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("added_at", DateTime, nullable=False),
+)
+Index("ix_case_posts_post", case_posts.c.post_id)
+
+case_clusters = Table(
+    "case_clusters",
+    metadata,
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("cluster_id", Integer, ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    Column("added_at", DateTime, nullable=False),
+)
+Index("ix_case_clusters_cluster", case_clusters.c.cluster_id)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # created, status, assigned, priority, note, linked, escalated
+    Column("detail", Text),  # JSON
+)
+Index("ix_case_events_case", case_events.c.case_id)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dimension", String(20), nullable=False),  # category, source, lang
+    Column("value", String(200), nullable=False),
+    Column("granularity", String(10), nullable=False),  # hour, day
+    Column("bucket_start", DateTime, nullable=False),
+    Column("observed", Integer, nullable=False),
+    Column("expected", Float, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("status", String(20), nullable=False),  # open, acknowledged, closed
+    Column("created_at", DateTime, nullable=False),
+    Column("terms", Text),  # JSON list of the top terms
+    Column("post_ids", Text),  # JSON list of the posts that drove it
+    Column("cluster_ids", Text),  # JSON list of their clusters, largest first
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="SET NULL")),
+    UniqueConstraint("dimension", "value", "granularity", "bucket_start", name="uq_alerts_bucket"),
+)
+Index("ix_alerts_created", alerts.c.created_at)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("channel", String(20), nullable=False),  # email, webhook, none
+    Column("team", String(100), nullable=False),
+    Column("ref", String(100), nullable=False),  # case:ID, alert:ID, report:ID
+    Column("subject", String(300), nullable=False),
+    Column("status", String(20), nullable=False),  # sent, failed, skipped
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+)
+Index("ix_deliveries_at", deliveries.c.at)
+
+report_archive = Table(
+    "report_archive",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),  # daily, weekly, adhoc
+    Column("audience", String(100), nullable=False),  # a team's name or the management group's
+    Column("period_since", DateTime, nullable=False),
+    Column("period_until", DateTime, nullable=False),
+    Column("format", String(10), nullable=False),  # pdf, html
+    Column("path", Text, nullable=False),  # relative to the workspace's reports/archive folder
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("kind", "audience", "period_since", "format", name="uq_report_archive_period"),
+)
+# ---- end of triage (issue 5) ----------------------------------------------------------------------------------
+
+# ---- live sources (issue 4): migration 0004 ---------------------------------------------------------------------
+# Health of each live source, for the dashboard: ok / failing / degraded (after 3 failures in a row), the last
+# error (secrets redacted), and cumulative counts of items skipped for lack of consent (by reason, JSON) and of
+# items deleted because the source deleted or removed them. Names no author.
+source_status = Table(
+    "source_status",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("last_attempt_at", DateTime),
+    Column("last_ok_at", DateTime),
+    Column("skipped", Text),
+    Column("deleted", Integer, nullable=False, server_default="0"),
+)

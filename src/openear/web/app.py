@@ -86,9 +86,14 @@ class _Guard(BaseHTTPMiddleware):
         if token:
             request.state.user = await run_in_threadpool(_load_user, app.state.store, token)
         path = request.url.path
+        bearer = request.headers.get("authorization", "")
+        if request.state.user is None and path.startswith("/api/") and bearer[:7].lower() == "bearer ":
+            request.state.user = await run_in_threadpool(_load_token_user, app.state.store, bearer[7:].strip())
         if request.state.user is None and not is_public(path):
             if path.startswith("/api/") or path == "/api":
-                response = JSONResponse({"error": "authentication required"}, status_code=401)
+                response = JSONResponse(
+                    {"error": "authentication required"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
             elif request.method in ("GET", "HEAD"):
                 target = path + (f"?{request.url.query}" if request.url.query else "")
                 response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
@@ -102,6 +107,13 @@ class _Guard(BaseHTTPMiddleware):
 def _load_user(store: Store, token: str) -> auth.User | None:
     with store.begin() as conn:
         return auth.load_session(conn, token)
+
+
+def _load_token_user(store: Store, token: str) -> auth.User | None:
+    from openear.web.tokens import load_token_user
+
+    with store.begin() as conn:
+        return load_token_user(conn, token)
 
 
 def _secure(response: Response, request: Request) -> Response:
@@ -130,17 +142,29 @@ def render_error(request: Request, status: int, message: str | None = None) -> R
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the app for a workspace; ``store`` defaults to one opened on ``settings.database_url``."""
-    from openear.web import pages
+    from openear.web import admin, api, pages
 
-    app = FastAPI(title="openear", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="openear",
+        version="1",
+        description="openear's REST API. Sign in, or send `Authorization: Bearer <token>` (`openear tokens create`).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",  # signed-in users only, like every other non-public path
+    )
     app.state.settings = settings
     app.state.store = store if store is not None else Store(settings.database_url)
     app.state.throttle = auth.LoginThrottle()
+    # Per client address: more failures allowed (many people share an office's address), same window and lockout.
+    app.state.ip_throttle = auth.LoginThrottle(max_failures=auth.IP_MAX_FAILURES)
     app.state.templates = _templates()
 
     app.add_middleware(_Guard)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
+    app.include_router(__import__("openear.web.triage_pages", fromlist=["router"]).router)
+    app.include_router(admin.router)
+    app.include_router(api.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -156,6 +180,10 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/"):  # the shape OpenAPI documents, without the values sent
+            detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                      for e in exc.errors()]
+            return _secure(JSONResponse({"error": ERROR_TEXT[422], "detail": detail}, status_code=422), request)
         return _secure(render_error(request, 422), request)
 
     @app.exception_handler(Exception)

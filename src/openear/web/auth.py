@@ -46,6 +46,7 @@ COOKIE_NAME = "openear_session"
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
 MIN_PASSWORD = 12
+IP_MAX_FAILURES = 20  # failed sign-ins from one address in the window before it is locked out too
 _TOUCH_EVERY = timedelta(seconds=60)  # refresh last_seen_at at most once a minute
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
 
@@ -22,7 +22,9 @@ from openear import audit
 from openear.models import KINDS, SENTIMENTS
 from openear.store import Store
 from openear.store import queries as q
-from openear.web import auth
+from openear.web import auth, labeling, overrides, saved
+from openear.web.roles import can, requires
+from openear.web.search import SearchError, find_posts
 
 __all__ = ["PAGE_SIZE", "POST_READERS", "RANGES", "router"]
 
@@ -173,15 +175,18 @@ def login_form(request: Request, next: str = "/") -> Response:
 
 @router.post("/login", include_in_schema=False)
 def login(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/")) -> Response:
-    store, throttle = _store(request), request.app.state.throttle
+    store, throttle, by_ip = _store(request), request.app.state.throttle, request.app.state.ip_throttle
     username = username.strip()[:100]
+    address = request.client.host if request.client else "-"
     user = None
-    if username and password and not throttle.locked(username):
+    if username and password and not throttle.locked(username) and not by_ip.locked(address):
         with store.begin() as conn:
             user = auth.authenticate(conn, username, password[:1024])
         if user is None:
             locked = throttle.failed(username)
-            audit.log(store, username, "auth.login_failed", detail={"locked": locked} if locked else None)
+            locked_ip = by_ip.failed(address)
+            detail = {k: True for k, v in (("locked", locked), ("address_locked", locked_ip)) if v}
+            audit.log(store, username, "auth.login_failed", detail=detail or None)
     elif username:
         audit.log(store, username, "auth.login_refused", detail="locked")
     if user is None:
@@ -195,6 +200,7 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
             organisation=request.app.state.settings.organisation,
         )
     throttle.succeeded(username)
+    by_ip.succeeded(address)
     with store.begin() as conn:
         auth.delete_session(conn, request.cookies.get(auth.COOKIE_NAME))  # a fresh id at every sign-in
         token = auth.create_session(conn, user.id)
@@ -206,7 +212,7 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
     return response
 
 
-@router.post("/logout", include_in_schema=False)
+@router.post("/logout", include_in_schema=False, dependencies=[Depends(requires("signed_in"))])
 def logout(request: Request) -> Response:
     user = _user(request)
     store = _store(request)
@@ -223,7 +229,7 @@ def logout(request: Request) -> Response:
 # -- overview ---------------------------------------------------------------------------------------------------
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/", include_in_schema=False, dependencies=[Depends(requires("aggregates.read"))])
 def overview(request: Request, since: str = "30d") -> Response:
     user = _user(request)
     store = _store(request)
@@ -265,7 +271,7 @@ def overview(request: Request, since: str = "30d") -> Response:
             "tone": "guard",
         },
     ]
-    can_read = user.role in POST_READERS
+    can_read = can(user, "posts.read")
     return _render(
         request,
         "overview.html",
@@ -312,7 +318,31 @@ def _midnight(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-@router.get("/posts", include_in_schema=False)
+def _post_filters(
+    q_: str, category: str, sentiment: str, lang: str, source: str, kind: str, since: str, until: str
+) -> tuple[dict[str, str], q.PostFilter, list[str]]:
+    """(the filters as the form shows them, the store's filter, problems to show) from the explorer's query."""
+    from openear.web.search import make_filter
+
+    errors: list[str] = []
+    d_since, d_until = _day(since, "From", errors), _day(until, "To", errors)
+    filters = {
+        "q": q_[:500].strip(),
+        "category": category[:100],
+        "sentiment": sentiment[:100],
+        "lang": lang[:100],
+        "source": source[:200],
+        "kind": kind[:20],
+        "since": d_since.isoformat() if d_since else "",
+        "until": d_until.isoformat() if d_until else "",
+    }
+    flt = make_filter(
+        category=category, sentiment=sentiment, lang=lang, source=source, kind=kind, since=d_since, until=d_until
+    )
+    return filters, flt, errors
+
+
+@router.get("/posts", include_in_schema=False, dependencies=[Depends(requires("posts.read"))])
 def posts(
     request: Request,
     q_: str = Query("", alias="q"),
@@ -327,25 +357,18 @@ def posts(
 ) -> Response:
     user = _require(request, POST_READERS)
     store = _store(request)
-    search = q_[:200].strip()
-    errors: list[str] = []
-    d_since, d_until = _day(since, "From", errors), _day(until, "To", errors)
+    filters, flt, errors = _post_filters(q_, category, sentiment, lang, source, kind, since, until)
+    search = filters["q"]
     try:
         page_n = max(1, min(int(page), 100_000))
     except ValueError:
         page_n = 1
-    flt = q.PostFilter(
-        q=search or None,
-        category=category or None,
-        sentiment=sentiment or None,
-        lang=lang or None,
-        source=source or None,
-        kind=kind or None,
-        since=_midnight(d_since) if d_since else None,
-        until=_midnight(d_until) + timedelta(days=1) if d_until else None,  # "To" is inclusive
-    )
+    query_error = None
     with store.connect() as conn:
-        rows, total = q.search_posts(conn, flt, PAGE_SIZE, (page_n - 1) * PAGE_SIZE)
+        try:
+            rows, total = find_posts(conn, search, flt, PAGE_SIZE, (page_n - 1) * PAGE_SIZE)
+        except SearchError as exc:
+            query_error, rows, total = str(exc), [], 0
         everything = _all_time()
         options = {
             "category": [c for c in q.category_split(conn, everything) if c != q.UNCATEGORISED],
@@ -354,24 +377,12 @@ def posts(
             "source": [s["name"] for s in q.list_sources(conn)],
             "kind": list(KINDS),
         }
+        searches = saved.list_searches(conn, user.id)
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    filters = {
-        "q": search,
-        "category": category,
-        "sentiment": sentiment,
-        "lang": lang,
-        "source": source,
-        "kind": kind,
-        "since": d_since.isoformat() if d_since else "",
-        "until": d_until.isoformat() if d_until else "",
-    }
-    audit.log(
-        store,
-        user.username,
-        "posts.search" if search else "posts.list",
-        "posts",
-        {**{k: v for k, v in filters.items() if v}, "page": page_n, "results": total},
-    )
+    detail: dict[str, Any] = {**{k: v for k, v in filters.items() if v}, "page": page_n, "results": total}
+    if query_error:
+        detail["error"] = query_error
+    audit.log(store, user.username, "posts.search" if search else "posts.list", "posts", detail)
     kept = {k: v for k, v in filters.items() if v}
 
     def link(n: int) -> str:
@@ -384,6 +395,9 @@ def posts(
         f=filters,
         options=options,
         notice="; ".join(errors) or None,
+        query_error=query_error,
+        searches=[{**s_, "link": "/posts?" + urlencode({"q": s_["query"], **s_["filters"]})} for s_ in searches],
+        export_query=urlencode(kept),
         rows=[
             {
                 "id": r["id"],
@@ -406,8 +420,67 @@ def posts(
     )
 
 
-@router.get("/posts/{post_id}", include_in_schema=False)
-def post(request: Request, post_id: int) -> Response:
+@router.get("/posts/export", include_in_schema=False, dependencies=[Depends(requires("posts.export"))])
+def posts_export(
+    request: Request,
+    q_: str = Query("", alias="q"),
+    category: str = "",
+    sentiment: str = "",
+    lang: str = "",
+    source: str = "",
+    kind: str = "",
+    since: str = "",
+    until: str = "",
+    format: str = "csv",
+) -> Response:
+    """The explorer's download: the same search as a file (see :func:`openear.web.api.export_response`)."""
+    from openear.web.api import PostQuery, export_response
+    from openear.web.exports import FORMATS, MAX_ROWS
+
+    user = _user(request)
+    if format not in FORMATS:
+        raise HTTPException(400, "Unknown export format.")
+    filters, _flt, errors = _post_filters(q_, category, sentiment, lang, source, kind, since, until)
+    if errors:
+        raise HTTPException(400, "; ".join(errors))
+    pq = PostQuery(**{**filters, "since": filters["since"] or None, "until": filters["until"] or None})
+    response = export_response(request, user, pq, format, MAX_ROWS)
+    if response.status_code == 400:
+        raise HTTPException(400, "The search is not valid; fix it on the Posts page first.")
+    return response
+
+
+@router.post("/searches", include_in_schema=False, dependencies=[Depends(requires("searches.use"))])
+def save_search(
+    request: Request, name: str = Form(...), query: str = Form(""), filters: str = Form("")
+) -> Response:
+    """Save the explorer's current search; ``filters`` is its URL query string."""
+    from urllib.parse import parse_qsl
+
+    user = _user(request)
+    facets = dict(parse_qsl(filters[:2000]))
+    with audit.transaction(_store(request)) as conn:
+        try:
+            sid = saved.save_search(conn, user.id, name, query, facets)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        audit.record(conn, user.username, "search.save", f"search:{sid}", {"name": name[:100]})
+    target = {"q": query[:500], **{k: v for k, v in facets.items() if k in saved.FILTER_KEYS and v}}
+    return RedirectResponse("/posts?" + urlencode(target), status_code=303)
+
+
+@router.post("/searches/{search_id}/delete", include_in_schema=False, dependencies=[Depends(requires("searches.use"))])
+def delete_search(request: Request, search_id: int, confirm: str = Form(...)) -> Response:
+    user = _user(request)
+    with audit.transaction(_store(request)) as conn:
+        if not saved.delete_search(conn, user.id, search_id):
+            raise HTTPException(404)
+        audit.record(conn, user.username, "search.delete", f"search:{search_id}")
+    return RedirectResponse("/posts", status_code=303)
+
+
+@router.get("/posts/{post_id}", include_in_schema=False, dependencies=[Depends(requires("posts.read"))])
+def post(request: Request, post_id: int, changed: str = "") -> Response:
     user = _require(request, POST_READERS)
     store = _store(request)
     with store.connect() as conn:
@@ -419,6 +492,7 @@ def post(request: Request, post_id: int) -> Response:
     size = row.get("cluster_size") or 1
     cluster = f"#{row['cluster_id']}: {size} near-identical posts" if row.get("cluster_id") and size > 1 else None
     url = row.get("url")
+    may_label = can(user, "labels.write")
     return _render(
         request,
         "post.html",
@@ -440,7 +514,24 @@ def post(request: Request, post_id: int) -> Response:
             "created_iso": row["created_at"].isoformat() if row["created_at"] else "",
         },
         labels=labels,
+        label_choices=labeling.choices(request.app.state.settings.taxonomy_path) if may_label else None,
+        changed=changed if changed in labeling.EDITABLE else "",
     )
+
+
+@router.post("/posts/{post_id}/labels", include_in_schema=False, dependencies=[Depends(requires("labels.write"))])
+def post_label(request: Request, post_id: int, name: str = Form(...), value: str = Form(...)) -> Response:
+    """An analyst's override of a post's category or sentiment (stored as ``analyst@<username>``, audited)."""
+    user = _user(request)
+    allowed = labeling.choices(request.app.state.settings.taxonomy_path)
+    with audit.transaction(_store(request)) as conn:
+        try:
+            change = labeling.override_label(conn, post_id, name, value, user.username, allowed)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+    if change is None:
+        raise HTTPException(404)
+    return RedirectResponse(f"/posts/{post_id}?changed={name}", status_code=303)
 
 
 # -- public -----------------------------------------------------------------------------------------------------
@@ -448,8 +539,8 @@ def post(request: Request, post_id: int) -> Response:
 
 @router.get("/transparency", include_in_schema=False)
 def transparency(request: Request) -> Response:
-    settings = request.app.state.settings
     with _store(request).connect() as conn:
+        settings = overrides.effective(request.app.state.settings, conn)
         stored = {s["name"]: s for s in q.list_sources(conn)}
         guard = _guard_totals(q.guard_summary(conn, _all_time()))
     declared = {s.name: {"name": s.name, "visibility": s.visibility, "kind": s.kind} for s in settings.sources}

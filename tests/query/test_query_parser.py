@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from _strategies import trees
+from _query_strategies import trees
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +31,8 @@ from openear.query.ast import And, DateFilter, Field, Near, Not, Or, Phrase, Ter
         ("(tip OR tips) NEAR/3 (missing OR stolen)",
          Near(Or((Term("tip"), Term("tips"))), Or((Term("missing"), Term("stolen"))), 3)),
         ('"no tip" NEAR/2 app', Near(Phrase("no tip"), Term("app"), 2)),
-        ("lang:ES source:reddit kind:News", And((Field("lang", "es"), Field("source", "reddit"), Field("kind", "news")))),
+        ("lang:ES source:reddit kind:News",
+         And((Field("lang", "es"), Field("source", "reddit"), Field("kind", "news")))),
         ("category:pay_tips sentiment:negative country:gb",
          And((Field("category", "pay_tips"), Field("sentiment", "negative"), Field("country", "GB")))),
         ('source:"my feed"', Field("source", "my feed")),
@@ -98,7 +99,8 @@ _QUERYISH = st.sampled_from(
 
 
 @settings(max_examples=3000)
-@given(st.text(max_size=60) | st.lists(_QUERYISH, max_size=25).map("".join) | st.lists(_QUERYISH, max_size=25).map(" ".join))
+@given(st.text(max_size=60) | st.lists(_QUERYISH, max_size=25).map("".join)
+       | st.lists(_QUERYISH, max_size=25).map(" ".join))
 def test_any_string_parses_or_fails_cleanly(text: str) -> None:
     try:
         q = parse(text)
