@@ -190,3 +190,26 @@ def test_classify_never_crashes(text: str, kind: str, title: str | None) -> None
     result = _preset().classify(text, title=title, kind=kind)
     assert result.primary in result.categories
     assert ("media_coverage" in result.categories) == (kind == "news")
+
+
+def test_query_language_rules_in_the_taxonomy_match() -> None:
+    """Rules may be written in the query language: proximity finds what single terms do not."""
+    clf = Classifier.load()
+    assert clf.queries, "the preset has query rules"
+    cat = clf.classify("I've been waiting for my pay for weeks, it's always late")
+    assert "pay_tips" in cat.categories
+    assert any(lb.value == "pay_tips/payment_delay" for lb in cat.labels)
+    es = clf.classify("El soporte no contesta nunca, siempre el mismo mensaje")
+    assert any(lb.value == "support/unhelpful" for lb in es.labels)
+
+
+def test_a_broken_query_rule_names_the_key_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "taxonomy.toml"
+    bad.write_text(
+        '[rules]\n[categories.other]\nlabel = "Other"\nowner = "Comms"\n'
+        '[categories.media_coverage]\nlabel = "Media"\nowner = "Comms"\n'
+        '[categories.pay_tips]\nlabel = "Pay"\nowner = "Payments"\nquery = "tips NEAR/5"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"categories\.pay_tips\.query: col \d+: expected"):
+        Classifier.load(bad)

@@ -46,6 +46,9 @@ class Category:
     protected: bool = False
 
 
+_QUERY_HIT = 1_000_000  # word position given to a query rule's hit (queries do not report one)
+
+
 def _score(hits: int) -> float:
     return round(1.0 - 0.5**hits, 3)
 
@@ -57,8 +60,11 @@ class Classifier:
     version = "1"
 
     def __init__(self, categories: list[Category], *, news_category: str, fallback_category: str,
-                 news_topical_min_hits: int = 1, source: str = "taxonomy") -> None:
+                 news_topical_min_hits: int = 1, source: str = "taxonomy",
+                 queries: dict[tuple[str, str | None], Any] | None = None) -> None:
         self.categories = {c.key: c for c in categories}
+        # Rules written in the query language, keyed by (category, subcategory or None for the category itself).
+        self.queries = {k: q for k, q in (queries or {}).items() if not self.categories[k[0]].protected}
         self.news_category = news_category
         self.fallback_category = fallback_category
         self.news_topical_min_hits = news_topical_min_hits
@@ -144,8 +150,23 @@ class Classifier:
         languages = table(data.get("taxonomy", {}), "taxonomy").get("languages", ["en", "es"])
         if not isinstance(languages, list) or not all(isinstance(x, str) and x for x in languages):
             raise fail("taxonomy.languages", "must be a list of language codes")
-        cat_fields = {"label", "description", "owner", "subcategories", "protected", *languages}
-        sub_fields = {"label", "description", *languages}
+        cat_fields = {"label", "description", "owner", "subcategories", "protected", "query", *languages}
+        sub_fields = {"label", "description", "query", *languages}
+
+        def rule_query(value: object, key: str) -> Any:
+            """A rule written in the query language (docs/query-language.md), parsed once here."""
+            from openear.query import QuerySyntaxError, parse
+
+            if value is None:
+                return None
+            if not isinstance(value, str) or not value.strip():
+                raise fail(key, "must be a query (a non-empty string)")
+            try:
+                return parse(value)
+            except QuerySyntaxError as exc:
+                raise fail(key, str(exc)) from None
+
+        queries: dict[tuple[str, str | None], Any] = {}
         categories: list[Category] = []
         for key, raw in cats_raw.items():
             where = f"categories.{key}"
@@ -168,12 +189,16 @@ class Classifier:
                 if extra:
                     raise fail(f"{sw}.{sorted(extra)[0]}", f"unknown field (allowed: {', '.join(sorted(sub_fields))})")
                 string(sub_raw.get("label"), f"{sw}.label")
+                if (q := rule_query(sub_raw.get("query"), f"{sw}.query")) is not None:
+                    queries[(key, sub_key)] = q
                 string(sub_raw.get("description"), f"{sw}.description", required=False)
                 subs[sub_key] = {
                     lang: term_list(sub_raw[lang], f"{sw}.{lang}") for lang in languages if lang in sub_raw
                 }
             own = {lang: term_list(raw[lang], f"{where}.{lang}") for lang in languages if lang in raw}
-            if protected and (subs or own):
+            if (q := rule_query(raw.get("query"), f"{where}.query")) is not None:
+                queries[(key, None)] = q
+            if protected and (subs or own or (key, None) in queries):
                 raise fail(where, "protected topics are detected by the guard; remove their rule terms")
             categories.append(Category(
                 key=key,
@@ -198,7 +223,7 @@ class Classifier:
         if not isinstance(min_hits, int) or isinstance(min_hits, bool) or min_hits < 1:
             raise fail("rules.news_topical_min_hits", "must be a positive integer")
         return cls(categories, news_category=news, fallback_category=fallback, news_topical_min_hits=min_hits,
-                   source=source)
+                   source=source, queries=queries)
 
     # -- classifying -----------------------------------------------------------------------------------------
 
@@ -214,6 +239,16 @@ class Classifier:
             positions.setdefault(key, set()).add(pos)
             if sub is not None:
                 sub_positions.setdefault((key, sub), set()).add(pos)
+        if self.queries:
+            from openear.query import Document, prepare
+
+            doc = prepare(Document(text=text, title=title, kind=kind, lang=lang))
+            for (key, sub), query in self.queries.items():
+                if query.matches(doc):
+                    pos = _QUERY_HIT - len(positions.get(key, ()))  # a distinct hit, after any term hit
+                    positions.setdefault(key, set()).add(pos)
+                    if sub is not None:
+                        sub_positions.setdefault((key, sub), set()).add(pos)
         found: dict[str, tuple[int, int, dict[str, int]]] = {}  # category -> (hits, first word, sub hits)
         for key, pos_set in positions.items():
             subs = {sub: len(p) for (k, sub), p in sub_positions.items() if k == key}

@@ -27,6 +27,7 @@ __all__ = [
     "COOKIE_NAME",
     "IDLE_TIMEOUT",
     "ROLES",
+    "TRIAGE_ROLES",
     "LoginThrottle",
     "User",
     "authenticate",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 ROLES: tuple[str, ...] = ("viewer", "analyst", "owner", "admin")
+TRIAGE_ROLES: tuple[str, ...] = ("analyst", "owner", "admin")  # work cases and alerts (owners: their team's)
 COOKIE_NAME = "openear_session"
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
