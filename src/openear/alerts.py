@@ -86,49 +86,61 @@ def _median(values: Sequence[float]) -> float:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
-def seasonal_baseline(history: Sequence[float], period: int = 7, prior: float = 1.0) -> Baseline:
+def _fit(xc: Sequence[float], period: int, prior: float) -> tuple[float, float, list[float], list[float], float]:
+    """Least-squares trend and shrunk seasonal indices: (mean level, slope, indices, fitted values, dispersion)."""
+    n = len(xc)
+    seasonal = n >= 2 * period
+    tbar = (n - 1) / 2
+    sxx = sum((i - tbar) ** 2 for i in range(n)) or 1.0
+
+    def line(values: Sequence[float]) -> tuple[float, float]:
+        centre = sum(values) / n
+        slope = sum((i - tbar) * (values[i] - centre) for i in range(n)) / sxx if seasonal else 0.0
+        return centre, slope
+
+    # seasonal indices (phase 0 = the target's phase): observed over trend, per phase, shrunk by ``prior``
+    ybar, slope = line(xc)
+    sums = [0.0] * period
+    trend_sums = [0.0] * period
+    for i, v in enumerate(xc):
+        ph = (i - n) % period
+        sums[ph] += v
+        trend_sums[ph] += max(ybar + slope * (i - tbar), 0.0)
+    season = [(sums[p] + prior) / (trend_sums[p] + prior) if seasonal else 1.0 for p in range(period)]
+    norm = sum(season) / period or 1.0
+    season = [v / norm for v in season]
+    # the trend again, on the de-seasonalised series
+    ybar, slope = line([v / season[(i - n) % period] if season[(i - n) % period] > 0 else v for i, v in enumerate(xc)])
+    fitted = [max((ybar + slope * (i - tbar)) * season[(i - n) % period], 0.5) for i in range(n)]
+    phi = sum((xc[i] - fitted[i]) ** 2 / fitted[i] for i in range(n)) / max(n - 2, 1)
+    return ybar, slope, season, fitted, min(max(phi, 1.0), 25.0)
+
+
+def seasonal_baseline(
+    history: Sequence[float], period: int = 7, prior: float = 3.0, damping: float = 0.5, unc: float = 1.0
+) -> Baseline:
     """The expected count (and its spread) of the bucket right after ``history`` (oldest first).
 
-    ``period`` is the seasonal cycle in buckets (7 for days, 168 for hours). ``prior`` pseudo-counts shrink the
-    seasonal indices towards 1 for sparse series.
+    ``period`` is the seasonal cycle in buckets (7 for days, 168 for hours); ``prior`` pseudo-counts shrink the
+    seasonal indices towards 1 for sparse series; ``damping`` scales the trend's slope when forecasting; ``unc``
+    widens the spread for the forecast's own error, which shrinks with more weeks of history. Past spikes are
+    clipped to the first fit's upper band before the final fit, so they lift neither the level nor the spread.
     """
     n = len(history)
     if n == 0:
         return Baseline(0.0, 1.0)
     x = [float(v) for v in history]
-    # clip earlier outliers (past spikes) before fitting: robust centre + 4 MADs (at least +3 posts)
     med = _median(x)
     mad = _median([abs(v - med) for v in x]) or 1.0
-    cap = med + max(4 * 1.4826 * mad, 3.0)
-    xc = [min(v, cap) for v in x]
-    mean = sum(xc) / n
-    # seasonal indices, phase 0 = the target's phase
-    sums = [0.0] * period
-    counts = [0] * period
-    for i, v in enumerate(xc):
-        ph = (i - n) % period
-        sums[ph] += v
-        counts[ph] += 1
-    season = [
-        ((sums[p] / counts[p]) + prior) / (mean + prior) if counts[p] and n >= 2 * period else 1.0
-        for p in range(period)
-    ]
-    norm = sum(season) / period or 1.0
-    season = [s / norm for s in season]
-    # least-squares linear trend on the de-seasonalised series
-    y = [v / season[(i - n) % period] if season[(i - n) % period] > 0 else v for i, v in enumerate(xc)]
-    tbar = (n - 1) / 2
-    ybar = sum(y) / n
-    sxx = sum((i - tbar) ** 2 for i in range(n)) or 1.0
-    slope = sum((i - tbar) * (y[i] - ybar) for i in range(n)) / sxx if n >= 2 * period else 0.0
-    level = ybar + slope * (n - tbar)
+    xc = [min(v, med + max(4 * 1.4826 * mad, 3.0)) for v in x]  # a first, rough clip
+    _, _, _, fitted, phi = _fit(xc, period, prior)
+    xc = [min(v, f + 3 * math.sqrt(phi * max(f, 1.0))) for v, f in zip(x, fitted, strict=True)]
+    ybar, slope, season, _, phi = _fit(xc, period, prior)
+    level = ybar + damping * slope * (n - (n - 1) / 2)  # a damped trend: a noisy slope is not extrapolated in full
     level = max(level, 0.25 * ybar, 0.0)  # a falling trend never forecasts below a quarter of the mean
     expected = level * season[0]
-    # over-dispersion from Pearson residuals of the fit (at least Poisson)
-    fitted = [max((ybar + slope * (i - tbar)) * season[(i - n) % period], 0.5) for i in range(n)]
-    phi = sum((xc[i] - fitted[i]) ** 2 / fitted[i] for i in range(n)) / max(n - 2, 1)
-    phi = min(max(phi, 1.0), 25.0)
-    sigma = math.sqrt(phi * (expected + 1.0))
+    weeks = max(n / period, 1.0)
+    sigma = math.sqrt(phi * (expected + 1.0) * (1.0 + unc / weeks))
     return Baseline(expected, sigma)
 
 
@@ -176,7 +188,7 @@ def detect(
     for gran in cfg.granularities:
         step = STEP[gran]
         end = _floor(t, gran)
-        hist_n = cfg.history_days * (1 if gran == "day" else 24)
+        hist_n = cfg.history_days if gran == "day" else min(cfg.history_days, 28) * 24
         scan_n = cfg.lookback_days * (1 if gran == "day" else 24)
         start = end - step * (hist_n + scan_n)
         rows = _series_rows(conn, start, end)
@@ -244,7 +256,7 @@ def _store(conn: Connection, s: Spike, now: datetime) -> dict[str, Any]:
         "terms": json.dumps(top_terms([f"{r.title or ''} {r.text}" for r in rows],
                                       [f"{r.title or ''} {r.text}" for r in background])),
         "post_ids": json.dumps([r.id for r in rows][:MAX_POSTS]),
-        "cluster_ids": json.dumps([c for c, _ in clusters.most_common(20)]),
+        "cluster_ids": json.dumps([c for c, n in clusters.most_common(20) if n >= 2]),  # repeated stories
     }
     values["id"] = int(conn.execute(insert(alerts).values(**values)).inserted_primary_key[0])
     return _decode(values)

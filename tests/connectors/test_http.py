@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
-from replay import Reply, ReplayServer, fixture, json_reply, shared_reply
+from replay import ReplayServer, Reply, fixture, json_reply, shared_reply
 
 from openear.connectors.http import HttpClient, parse_reset, parse_retry_after, redact
 from openear.errors import TerminalError, TransientError

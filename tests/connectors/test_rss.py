@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from replay import Reply, ReplayServer, fixture, shared_reply, spec
+from replay import ReplayServer, Reply, fixture, shared_reply, spec
 from sqlalchemy import select
 
 from openear.collector import collect_source

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from _query_strategies import CATEGORIES, COUNTRIES, LANGS, SENTIMENTS, SEPARATORS, SOURCES, START, VOCAB, trees
@@ -22,8 +21,8 @@ ROW_DEFAULTS = {"platform": "test", "visibility": "public", "content_hash": "h"}
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    s = Store(f"sqlite:///{tmp_path_factory.mktemp('q') / 'db.sqlite'}")
+def store(module_db_url: str) -> Store:
+    s = Store(module_db_url)  # SQLite (FTS5 backend) and PostgreSQL (posts_search backend), see conftest
     s.migrate()
     yield s
     s.close()
@@ -99,13 +98,13 @@ def test_random_posts_and_random_queries_agree(store: Store, items: list[dict], 
     assert sql_ids(store, q) == py_ids(docs, q), format_query(tree)
 
 
-def test_posts_through_the_real_write_path(tmp_path: Path) -> None:
+def test_posts_through_the_real_write_path(db_url: str) -> None:
     """Guard -> enrichers -> Store.write_batch, then queries: SQL and Python agree on what was stored."""
     from openear.enrich import Enrichment
     from openear.guard import Guard
     from openear.models import Post
 
-    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    s = Store(db_url)
     s.migrate()
     rnd = random.Random(3)
     guard = Guard(b"k" * 32)
@@ -162,7 +161,12 @@ def test_where_clause_uses_one_fts5_query_per_word_test() -> None:
     assert "oe_match" in str(to_sql(parse("tips NEAR/3f app")))
 
 
-def test_postgresql_is_a_clear_error_for_now() -> None:
-    with pytest.raises(OpenearError, match="PostgreSQL"):
-        to_sql(parse("tips"), "postgresql")
-    assert str(to_sql(parse("lang:es"), "postgresql"))  # field filters need no text backend
+def test_postgresql_uses_the_gin_index_then_the_word_arrays() -> None:
+    from sqlalchemy.dialects import postgresql
+
+    sql = str(to_sql(parse("(tip OR tips) NEAR/3 (missing OR stolen) -refund lang:en"), "postgresql")
+              .compile(dialect=postgresql.dialect()))
+    assert "posts_search.doc @@" in sql and "openear_near" in sql and "MATCH" not in sql
+    assert "@@" not in str(to_sql(parse("lang:es"), "postgresql"))  # field filters need no text backend
+    with pytest.raises(OpenearError, match="unsupported database"):
+        to_sql(parse("tips"), "oracle")

@@ -169,7 +169,8 @@ def test_analyst_label_override_is_stored_as_analyst_label_and_audited(web: Any)
     assert bad.status_code == 400  # protected topics are not labels anyone can pick
     assert c.put(f"/api/v1/posts/{pid}/labels/lang", json={"value": "en"}).status_code == 422
     assert c.put("/api/v1/posts/999999/labels/sentiment", json={"value": "positive"}).status_code == 404
-    assert _bearer(web, "viewer").put(f"/api/v1/posts/{pid}/labels/sentiment", json={"value": "neutral"}).status_code == 403
+    viewer = _bearer(web, "viewer")
+    assert viewer.put(f"/api/v1/posts/{pid}/labels/sentiment", json={"value": "neutral"}).status_code == 403
 
 
 # -- exports ----------------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def test_sign_in_overview_search_and_post(web: Any, server: str, browser: Any, t
 
     page.get_by_role("link", name="Posts").click()
     page.get_by_label("Search text").fill("llego")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Search", exact=True).click()
     page.wait_for_url("**/posts?q=llego**")
     results = page.locator(".result")
     assert results.count() == 1
@@ -136,4 +136,104 @@ def test_public_transparency_page_without_login(web: Any, server: str, browser: 
     page.set_viewport_size({"width": 420, "height": 900})
     page.goto(server + "/login")
     _shot(page, tmp_path, "08-login-narrow")
+    ctx.close()
+
+
+def _page(browser: Any) -> tuple[Any, Any, list[str], list[str]]:
+    dialogs: list[str] = []
+    errors: list[str] = []
+    ctx = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+    page = ctx.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return ctx, page, dialogs, errors
+
+
+def _sign_in(page: Any, server: str, username: str, password: str) -> None:
+    page.goto(server + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(server + "/")
+
+
+def test_analyst_searches_overrides_a_label_exports_and_saves_a_search(
+    web: Any, server: str, browser: Any, tmp_path: Path
+) -> None:
+    ctx, page, dialogs, errors = _page(browser)
+    _sign_in(page, server, "analyst", web.password)
+    page.get_by_role("link", name="Posts").click()
+    page.get_by_label("Search text").fill("(tips OR pago) -llegó")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_url("**/posts?q=**")
+    assert page.locator(".result").count() == 2
+    _shot(page, tmp_path, "10-query-language")
+
+    page.get_by_label("Search text").fill("app AND")
+    page.get_by_role("button", name="Search", exact=True).click()
+    assert "expected a term" in page.get_by_role("alert").inner_text()
+
+    page.get_by_label("Search text").fill("tips")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.get_by_placeholder("Name this search").fill("Missing tips")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_url("**/posts?q=tips")
+    assert page.get_by_role("link", name="Missing tips", exact=True).is_visible()
+
+    with page.expect_download() as info:
+        page.get_by_role("link", name="CSV").click()
+    download = info.value
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    assert saved.read_text().startswith("# Exported from") and "withheld" in saved.read_text().splitlines()[0]
+    _shot(page, tmp_path, "11-saved-search-and-export")
+
+    page.locator(".result__link").first.click()
+    page.wait_for_url("**/posts/*")
+    page.get_by_label("Sentiment", exact=True).select_option("positive")
+    page.get_by_role("button", name="Save sentiment").click()
+    page.wait_for_url("**?changed=sentiment")
+    assert "Saved your sentiment" in page.get_by_role("status").inner_text()
+    assert page.locator("td code", has_text="analyst@analyst").count() == 1
+    _shot(page, tmp_path, "12-label-override")
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(server + "/login")
+    page.goto(server + "/posts")
+    assert page.url.startswith(server + "/login")
+    assert dialogs == [] and errors == []
+    ctx.close()
+
+
+def test_admin_pages(web: Any, server: str, browser: Any, tmp_path: Path) -> None:
+    ctx, page, dialogs, errors = _page(browser)
+    _sign_in(page, server, "admin", web.password)
+    page.get_by_role("link", name="Users and roles").click()
+    page.get_by_label("Username").fill("newcomer")
+    page.get_by_label("Role", exact=True).select_option("analyst")
+    page.get_by_role("button", name="Add user").click()
+    assert page.locator("code.secret").is_visible()
+    _shot(page, tmp_path, "13-admin-users")
+
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Retention (days)").fill("120")
+    page.get_by_role("button", name="Save settings").click()
+    assert page.get_by_role("status").inner_text() == "Saved."
+    _shot(page, tmp_path, "14-admin-settings")
+
+    page.get_by_role("link", name="Sources").click()
+    assert page.get_by_role("heading", name="Sources").is_visible()
+    _shot(page, tmp_path, "15-sources")
+
+    page.get_by_role("link", name="Audit log").click()
+    assert "the chain verifies" in page.locator(".page-head").inner_text()
+    assert page.locator("td", has_text="settings.change").count() >= 1
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Export JSON Lines").click()
+    assert info.value.suggested_filename.endswith(".jsonl")
+    _shot(page, tmp_path, "16-audit-log")
+
+    page.goto(server + "/transparency")
+    assert "120 days" in page.locator("main").inner_text()
+    assert dialogs == [] and errors == []
     ctx.close()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.routing import Mount
 
-from openear.web.app import PUBLIC_PATHS
+from openear.web.app import CSP, PUBLIC_PATHS
 from openear.web.auth import COOKIE_NAME, User, create_session
 from openear.web.roles import PERMISSIONS, may_access_team_object, route_permission
 
@@ -154,7 +154,8 @@ def _client_for(web: Any, role: str | None) -> Any:
 @pytest.mark.parametrize("role", [None, "viewer", "analyst", "owner", "admin"])
 def test_matrix(web: Any, role: str | None) -> None:
     """Every route answers this role exactly as its permission says: 401/303 anonymous, 403 not allowed, else not
-    an auth error and never a server error. Unsafe requests carry no body, so they change nothing."""
+    an auth error and never a server error; every answer carries the security headers. Unsafe requests carry no
+    body (or one naming nothing that exists), so they change nothing."""
     checked = 0
     for method, path, perm in _routes(web.app):
         if path in PUBLIC_PATHS:
@@ -165,6 +166,8 @@ def test_matrix(web: Any, role: str | None) -> None:
         body = TRIAGE_FORM if (method, path) in UNDECLARED and method != "GET" else None
         r = c.request(method, _concrete(path, web), data=body)
         where = f"{role or 'anonymous'} {method} {path} -> {r.status_code}"
+        assert r.headers.get("content-security-policy") == CSP, where  # security headers on every route
+        assert r.headers.get("cache-control") == "no-store" and r.headers.get("x-content-type-options") == "nosniff"
         if role is None:
             expected = 303 if method == "GET" and not path.startswith("/api/") else 401
             assert r.status_code == expected, where

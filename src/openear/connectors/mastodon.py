@@ -1,10 +1,12 @@
 """Mastodon: public hashtag timelines (``GET /api/v1/timelines/tag/:hashtag``) on one instance, no login.
 
 Pagination: forward with ``min_id`` (the page of statuses just newer than the cursor), so the cursor moves after
-every page. The first run of a hashtag reads only the newest page. Only ``visibility: public`` statuses are kept;
-``backfill = true`` makes the first run read the whole timeline forward from its oldest status instead
-(``max_pages`` pages a pass). Statuses of accounts with ``indexable: false`` (opted out of search) or ``noindex: true`` (opted out of indexing)
-and boosts are skipped and counted. Limits: 300 requests per 5 minutes per IP, so requests are paced 1 s apart.
+every page, and each page is passed on oldest first. The first run of a hashtag reads only the newest page;
+``backfill = true`` makes it read the whole timeline forward from its oldest status instead (``max_pages`` pages a
+pass). Only ``visibility: public`` statuses are kept; statuses of accounts with ``indexable: false`` (opted out of
+search) or ``noindex: true`` (opted out of indexing), and boosts, are skipped and counted. An optional token comes
+from the environment variable named by ``access_token_env``. Limits: 300 requests per 5 minutes per IP, so
+requests are paced 1 s apart; ``x-ratelimit-*`` headers (ISO 8601 reset) are honoured.
 """
 
 from __future__ import annotations

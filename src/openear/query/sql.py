@@ -9,8 +9,11 @@ tests go to a :class:`TextBackend`, the seam between databases:
   filters). What FTS5 cannot say (``NEAR/nf``, ``?`` and inner ``*`` wildcards) is narrowed by FTS5 to a superset,
   then checked exactly by ``oe_match()``, a Python function registered on SQLite connections that runs the
   evaluator on that one test. Results are therefore identical to :meth:`Query.matches`.
-- PostgreSQL would plug in a backend built on ``tsvector``/``tsquery`` (``<->`` for phrases, ``<n>`` for
-  proximity) over the same folded words; until then :func:`to_sql` refuses that dialect with a clear error.
+- :class:`PostgresBackend` (PostgreSQL): ``posts_search`` (migration 0001) keeps each post's folded words, the
+  same words as here, as arrays per field and as a ``tsvector`` under a GIN index. A word test becomes
+  ``doc @@ tsquery`` (a superset, from the index) and an exact test on the word arrays (``= ANY``, and the SQL
+  functions ``openear_has_phrase`` / ``openear_near`` for phrases, wildcards as ``LIKE`` and ``NEAR``), so results
+  are identical to :meth:`Query.matches` there too.
 """
 
 from __future__ import annotations
@@ -22,10 +25,15 @@ from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Connection,
     Engine,
+    Integer,
+    Text,
     and_,
+    any_,
+    cast,
     column,
     event,
     false,
@@ -38,13 +46,15 @@ from sqlalchemy import (
     table,
     true,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY, TSVECTOR
 
 from openear.errors import OpenearError
 from openear.query.ast import And, DateFilter, Field, Near, Node, Not, Operand, Or, Phrase, Term, format_node, is_text
 from openear.query.evaluate import Document, Prepared, compile_node
+from openear.query.text import WILDCARDS
 from openear.store.schema import labels, posts
 
-__all__ = ["Compiler", "Fts5Backend", "TextBackend", "install_sqlite_functions", "to_sql"]
+__all__ = ["Compiler", "Fts5Backend", "PostgresBackend", "TextBackend", "install_sqlite_functions", "to_sql"]
 
 Scope = Literal["news", "other"]
 Fts = str | bool | None  # an FTS5 expression; True / False when constant; None when FTS5 cannot say it exactly
@@ -205,11 +215,122 @@ class Fts5Backend:
         return or_(and_(plain, exact_sql), and_(not_(plain), _in_fts(superset), check))
 
 
+# -- the PostgreSQL backend ----------------------------------------------------------------------------------
+PG_SEARCH = table(
+    "posts_search",
+    column("post_id", Integer),
+    column("is_news", Boolean),
+    column("text_words", ARRAY(Text)),
+    column("title_words", ARRAY(Text)),
+    column("doc", TSVECTOR),
+)
+PG_LEXEME_CHARS = 500  # lexemes in posts_search.doc are cut to this many characters (migration 0001)
+
+
+def _pg_lexeme(word: str, prefix: bool = False) -> str:
+    """A tsquery operand for one folded word (``prefix``: any word starting with it)."""
+    cut = word[:PG_LEXEME_CHARS]
+    quoted = "'" + cut.replace("\\", "\\\\").replace("'", "''") + "'"
+    return quoted + (":*" if prefix or len(word) > PG_LEXEME_CHARS else "")
+
+
+def _pg_word(pattern: str) -> str | None:
+    """The tsquery operand that every word matching ``pattern`` satisfies, or ``None`` when there is none."""
+    cut = min((pattern.index(c) for c in WILDCARDS if c in pattern), default=len(pattern))
+    if cut == len(pattern):
+        return _pg_lexeme(pattern)
+    return _pg_lexeme(pattern[:cut], prefix=True) if cut else None
+
+
+def _pg_all(parts: list[str | None]) -> str | None:
+    kept = [p for p in parts if p is not None]
+    return " & ".join(f"({p})" for p in kept) if kept else None
+
+
+def _pg_any(parts: list[str | None]) -> str | None:
+    return None if not parts or None in parts else " | ".join(f"({p})" for p in parts)
+
+
+def pg_tsquery(node: Node) -> str | None:
+    """A ``tsquery`` every post matching ``node`` satisfies on ``posts_search.doc`` (no positions: phrases and
+    NEAR need all their words); ``None`` when the index cannot narrow (``NOT``, a wildcard with no stem)."""
+    if isinstance(node, Term | Phrase):
+        return _pg_all([_pg_word(w) for w in node.words])
+    if isinstance(node, Near):
+        sides = [
+            _pg_any([_pg_all([_pg_word(w) for w in alt.words]) for alt in _alternatives(op)])  # type: ignore[union-attr]
+            for op in (node.left, node.right)
+        ]
+        return _pg_all(sides)
+    if isinstance(node, And):
+        return _pg_all([pg_tsquery(n) for n in node.items if not isinstance(n, Not)])
+    if isinstance(node, Or):
+        return _pg_any([pg_tsquery(n) for n in node.items])
+    return None
+
+
+def _like(pattern: str) -> str:
+    return "".join("%" if c == "*" else "_" if c == "?" else ("\\" + c if c in "%_\\" else c) for c in pattern)
+
+
+def _alternatives(op: Operand) -> tuple[Node, ...]:
+    return op.items if isinstance(op, Or) else (op,)
+
+
+def _likes(words: tuple[str, ...]) -> Any:
+    return literal([_like(w) for w in words], ARRAY(Text))
+
+
+def _pg_in_fields(field: str, test: Any) -> ColumnElement[bool]:
+    """``test`` on the words a field covers: the text, and the title of news (``title:``: that title only)."""
+    title = and_(PG_SEARCH.c.is_news, test(PG_SEARCH.c.title_words))
+    return title if field == "title" else or_(test(PG_SEARCH.c.text_words), title)
+
+
+def _pg_has(words: tuple[str, ...]) -> Any:
+    if len(words) == 1 and not any(c in words[0] for c in WILDCARDS):
+        return lambda col: literal(words[0], Text) == any_(col)
+    return lambda col: func.openear_has_phrase(col, _likes(words), type_=Boolean)
+
+
+def pg_exact(node: Node) -> ColumnElement[bool]:
+    """The exact word test for ``node`` on a ``posts_search`` row."""
+    if isinstance(node, Term | Phrase):
+        return _pg_in_fields(node.field, _pg_has(node.words))
+    if isinstance(node, Near):
+        pairs = [(a.words, b.words) for a in _alternatives(node.left) for b in _alternatives(node.right)]  # type: ignore[union-attr]
+
+        def near(col: Any) -> ColumnElement[bool]:
+            return or_(*(
+                func.openear_near(col, _likes(a), _likes(b), node.distance, node.ordered, type_=Boolean)
+                for a, b in pairs
+            ))
+
+        return _pg_in_fields(node.field, near)
+    if isinstance(node, And):
+        return and_(*(pg_exact(n) for n in node.items))
+    if isinstance(node, Or):
+        return or_(*(pg_exact(n) for n in node.items))
+    if isinstance(node, Not):
+        return not_(pg_exact(node.item))
+    raise TypeError(f"not a word test: {node!r}")
+
+
+def pg_in_search(cond: ColumnElement[bool], tsquery: str | None) -> ColumnElement[bool]:
+    """``posts.id`` among the ``posts_search`` rows meeting ``cond``, narrowed by the GIN index on ``tsquery``."""
+    if tsquery is not None:
+        cond = and_(PG_SEARCH.c.doc.op("@@")(cast(literal(tsquery, Text), TSQUERY)), cond)
+    return posts.c.id.in_(select(PG_SEARCH.c.post_id).where(cond))
+
+
 class PostgresBackend:
-    """The seam for PostgreSQL: not built yet."""
+    """Word tests through ``posts_search``: the GIN index finds candidates, the word arrays decide exactly.
+
+    Every post has a ``posts_search`` row (a trigger adds it), so ``NOT`` inside a word test is exact too.
+    """
 
     def text(self, node: Node) -> ColumnElement[bool] | None:
-        raise OpenearError("search on PostgreSQL is not supported yet (the SQLite store supports it)")
+        return pg_in_search(pg_exact(node), pg_tsquery(node))
 
 
 # -- the generic compiler ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from openear.errors import ConfigError
@@ -54,6 +54,8 @@ class Store:
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        elif self.dialect == "postgresql":
+            kwargs["pool_pre_ping"] = True  # a server restart costs the pool its connections, not the caller a batch
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -172,6 +174,7 @@ class Store:
         now = utcnow()
         stored = unchanged = 0
         with self.begin() as conn:
+            self._write_lock(conn)
             existing = self._existing(conn, batch)
             cluster_ids = self._clusters_for(conn, batch, now)
             new_rows: list[dict[str, Any]] = []
@@ -214,6 +217,15 @@ class Store:
             if cursor is not None:
                 self._save_cursor(conn, cursor[0], cursor[1], now)
         return BatchResult(stored=stored, unchanged=unchanged)
+
+    def _write_lock(self, conn: Connection) -> None:
+        """On PostgreSQL, one batch writer at a time until the transaction ends (SQLite has one writer anyway).
+
+        Upserts read, then insert: two writers racing on the same post, cluster key or guard count would otherwise
+        collide on a unique key. Enrichment runs outside this lock, so parallel workers still scale.
+        """
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7007)"))
 
     @staticmethod
     def _unseen(conn: Connection, rejections: Iterable[Rejection]) -> list[Rejection]:
@@ -359,6 +371,7 @@ class Store:
         cutoff = to_naive_utc(before)
         day = cutoff.strftime("%Y-%m-%d")
         with self.begin() as conn:
+            self._write_lock(conn)
             n_posts = conn.execute(
                 select(func.count()).select_from(posts).where(posts.c.created_at < cutoff)
             ).scalar_one()

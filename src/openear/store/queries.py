@@ -16,16 +16,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Connection,
     Select,
     String,
+    Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
     column,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -180,10 +184,29 @@ def fts_condition(conn: Connection, q: str | None) -> ColumnElement[bool]:
         return posts.c.id.in_(matched.scalar_subquery())
     words = _WORDS.findall(q or "")[:MAX_QUERY_WORDS]
     if name == "postgresql":
-        # The 'simple' config; accent folding needs the unaccent extension (a later migration's business).
-        doc = func.to_tsvector("simple", func.coalesce(posts.c.title, "") + " " + posts.c.text)
-        return doc.op("@@")(func.plainto_tsquery("simple", " ".join(words)))
+        return _pg_fts_condition(words)
     return and_(*(or_(posts.c.text.ilike(f"%{w}%"), posts.c.title.ilike(f"%{w}%")) for w in words))
+
+
+def _pg_fts_condition(words: list[str]) -> ColumnElement[bool]:
+    """FTS5's answer on PostgreSQL: each word folded as unicode61 does (``posts_search``, migration 0001), in the
+    text or the title of any post; a word that folds into several (``x²y``) is a phrase, as in a quoted FTS5 string.
+    """
+    from openear.query.sql import PG_SEARCH, _likes, _pg_lexeme, pg_in_search
+    from openear.query.text import words as fold_words
+
+    folded = [tuple(fold_words(w)) for w in words]
+    folded = [f for f in folded if f]
+    if not folded:
+        return true()
+    conds = [
+        or_(*(func.openear_has_phrase(col, _likes(f), type_=Boolean)
+              for col in (PG_SEARCH.c.text_words, PG_SEARCH.c.title_words)))
+        if len(f) > 1 else or_(literal(f[0], Text) == any_(PG_SEARCH.c.text_words),
+                               literal(f[0], Text) == any_(PG_SEARCH.c.title_words))
+        for f in folded
+    ]
+    return pg_in_search(and_(*conds), " & ".join(_pg_lexeme(w) for f in folded for w in f))
 
 
 def _in_period(period: Period) -> ColumnElement[bool]:

@@ -38,9 +38,9 @@ PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 DEFAULT_SLA_HOURS = {"urgent": 4.0, "high": 24.0, "normal": 72.0, "low": 168.0}
 # sensitivity -> (sigmas above the expected count, least excess posts, least ratio observed / expected)
 SENSITIVITY: dict[str, tuple[float, int, float]] = {
-    "low": (5.0, 8, 2.0),
-    "medium": (4.0, 5, 1.6),
-    "high": (3.0, 3, 1.3),
+    "low": (3.5, 5, 1.5),
+    "medium": (3.0, 4, 1.3),
+    "high": (2.6, 3, 1.2),
 }
 DIMENSIONS = ("category", "source", "lang")
 _AUTHORISH = re.compile(r"author|pseudonym", re.IGNORECASE)
@@ -119,7 +119,7 @@ class AlertConfig:
     cooldown_hours: float = 24.0
     dimensions: tuple[str, ...] = DIMENSIONS
     granularities: tuple[str, ...] = ("day", "hour")
-    history_days: int = 28
+    history_days: int = 56  # of daily history (hourly series use at most 28 days)
     lookback_days: int = 7  # each run looks at the complete buckets of the last days
     open_cases: bool = True  # a category spike opens (or joins) a case for its owner team
     case_priority: str = "high"
@@ -349,7 +349,7 @@ def parse_triage(
         cooldown_hours=_number(f"{where}: alerts.cooldown_hours", a.get("cooldown_hours", 24)),
         dimensions=dims,
         granularities=grans,
-        history_days=int(_number(f"{where}: alerts.history_days", a.get("history_days", 28), minimum=14)),
+        history_days=int(_number(f"{where}: alerts.history_days", a.get("history_days", 56), minimum=14)),
         lookback_days=int(_number(f"{where}: alerts.lookback_days", a.get("lookback_days", 7), minimum=1)),
         open_cases=bool(a.get("open_cases", True)),
         case_priority=str(a.get("case_priority", "high")),

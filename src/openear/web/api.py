@@ -7,7 +7,7 @@ or sort selects or groups by author; only a single post carries its author pseud
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -194,6 +194,11 @@ def _period(since: str) -> queries.Period:
         return period
     except (ValueError, OverflowError):
         raise HTTPException(400, "since: expected e.g. 30d, 12h, 2w or 2026-01-01") from None
+
+
+def _utc(value: datetime) -> datetime:
+    """The store's naive UTC as an aware datetime (OpenAPI date-time needs the offset)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _bad(message: str) -> JSONResponse:
@@ -469,7 +474,8 @@ def audit_entries(
             select(audit_log).where(*conds).order_by(audit_log.c.id.desc()).limit(limit).offset(offset)
         ).mappings().all()
     audit.log(store, user.username, "audit.view", "api:audit", {"actor": actor, "action": action, "offset": offset})
-    return AuditPage(total=int(total), limit=limit, offset=offset, items=[AuditEntry(**dict(r)) for r in rows])
+    items = [AuditEntry(**{**dict(r), "at": _utc(r["at"])}) for r in rows]
+    return AuditPage(total=int(total), limit=limit, offset=offset, items=items)
 
 
 @router.get("/users", response_model=list[UserOut])
@@ -481,4 +487,4 @@ def list_users(request: Request, user: User = Depends(requires("users.manage")))
             select(users.c.username, users.c.role, users.c.disabled, users.c.created_at).order_by(users.c.username)
         ).all()
     audit.log(store, user.username, "users.view", "api:users")
-    return [UserOut(**dict(r._mapping)) for r in rows]
+    return [UserOut(**{**dict(r._mapping), "created_at": _utc(r.created_at)}) for r in rows]

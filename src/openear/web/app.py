@@ -87,7 +87,8 @@ class _Guard(BaseHTTPMiddleware):
             request.state.user = await run_in_threadpool(_load_user, app.state.store, token)
         path = request.url.path
         bearer = request.headers.get("authorization", "")
-        if request.state.user is None and path.startswith("/api/") and bearer[:7].lower() == "bearer ":
+        api = path.startswith("/api/") or path == "/openapi.json"
+        if request.state.user is None and api and bearer[:7].lower() == "bearer ":
             request.state.user = await run_in_threadpool(_load_token_user, app.state.store, bearer[7:].strip())
         if request.state.user is None and not is_public(path):
             if path.startswith("/api/") or path == "/api":

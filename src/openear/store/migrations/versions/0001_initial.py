@@ -7,6 +7,7 @@ Create Date: 2026-11-29
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
@@ -148,11 +149,105 @@ def upgrade() -> None:
             "INSERT INTO posts_fts(posts_fts, rowid, text, title) VALUES('delete', old.id, old.text, old.title); "
             "INSERT INTO posts_fts(rowid, text, title) VALUES (new.id, new.text, new.title); END"
         )
+    if op.get_bind().dialect.name == "postgresql":
+        _postgresql_search()
+
+
+# -- PostgreSQL full-text search (issue 7) ----------------------------------------------------------------------
+# ``posts_search`` holds, per post, the words of its text and of its title exactly as the query language sees them
+# (``openear.query.text.words``: FTS5 unicode61 with remove_diacritics 2, so SQLite and PostgreSQL agree word for
+# word), and a ``tsvector`` of all of them under a GIN index: ``doc @@ tsquery`` narrows a search to candidates,
+# then the word arrays decide phrases, wildcards and NEAR exactly (functions below). Triggers keep it in step with
+# ``posts`` (any writer, any statement); deleting a post cascades. Folding is a ``translate()`` over the same
+# unicode61 table rather than ``unaccent``, which folds differently (``ß`` -> ``ss``) and would make the stores
+# disagree. Lexemes are cut to 500 characters (a tsvector lexeme holds at most 2,047 bytes); the word arrays are
+# not, so matching stays exact.
+def _pg_regex_char(code: int) -> str:
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _postgresql_search() -> None:
+    from openear.query._unicode61 import FOLD, SEPARATORS
+
+    seps = "".join(
+        _pg_regex_char(max(a, 1)) if max(a, 1) == b else f"{_pg_regex_char(max(a, 1))}-{_pg_regex_char(b)}"
+        for a, b in SEPARATORS
+    )
+    kept = [(k, v) for k, v in sorted(FOLD.items()) if v]
+    dropped = [k for k, v in sorted(FOLD.items()) if not v]
+    src = "".join(chr(k) for k, _ in kept) + "".join(chr(k) for k in dropped)
+    dst = "".join(v for _, v in kept)
+    for chars in (src, dst, seps):
+        assert "'" not in chars and ":" not in chars and "%" not in chars and "\x00" not in chars
+    conn = op.get_bind()
+    conn.exec_driver_sql(
+        "CREATE FUNCTION openear_words(t text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
+        f"$oe$ SELECT array_remove(regexp_split_to_array(translate(t, '{src}', '{dst}'), '[{seps}]+'), '') $oe$"
+    )
+    conn.exec_driver_sql(
+        "CREATE FUNCTION openear_doc(w text[]) RETURNS tsvector LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
+        "$oe$ SELECT array_to_tsvector(ARRAY(SELECT DISTINCT left(x, 500) FROM unnest(w) AS x)) $oe$"
+    )
+    # Start positions (1-based) in ``w`` of a phrase of LIKE patterns.
+    conn.exec_driver_sql(
+        "CREATE FUNCTION openear_phrase_starts(w text[], pats text[]) RETURNS SETOF integer LANGUAGE sql IMMUTABLE "
+        "PARALLEL SAFE AS $oe$ SELECT i FROM generate_subscripts(w, 1) AS i WHERE NOT EXISTS ("
+        "SELECT 1 FROM generate_subscripts(pats, 1) AS k WHERE NOT coalesce(w[i + k - 1] LIKE pats[k], false)) $oe$"
+    )
+    conn.exec_driver_sql(
+        "CREATE FUNCTION openear_has_phrase(w text[], pats text[]) RETURNS boolean LANGUAGE sql IMMUTABLE "
+        "PARALLEL SAFE AS $oe$ SELECT EXISTS (SELECT 1 FROM openear_phrase_starts(w, pats)) $oe$"
+    )
+    # FTS5's NEAR rule, as openear.query.evaluate has it: the earlier phrase ends at most n words before the later
+    # one starts (overlap allowed); ordered: the left one ends before the right one starts, at most n words between.
+    conn.exec_driver_sql(
+        "CREATE FUNCTION openear_near(w text[], l text[], r text[], n integer, ordered boolean) RETURNS boolean "
+        "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $oe$ SELECT EXISTS (SELECT 1 FROM openear_phrase_starts(w, l) AS a, "
+        "openear_phrase_starts(w, r) AS b WHERE CASE WHEN ordered THEN b - a - cardinality(l) BETWEEN 0 AND n "
+        "WHEN a <= b THEN b - a - cardinality(l) <= n ELSE a - b - cardinality(r) <= n END) $oe$"
+    )
+    op.create_table(
+        "posts_search",
+        sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True,
+                  autoincrement=False),
+        sa.Column("is_news", sa.Boolean, nullable=False),
+        sa.Column("text_words", sa.ARRAY(sa.Text), nullable=False),
+        sa.Column("title_words", sa.ARRAY(sa.Text), nullable=False),
+        sa.Column("doc", postgresql.TSVECTOR, nullable=False),
+    )
+    op.execute("CREATE INDEX ix_posts_search_doc ON posts_search USING gin (doc)")
+    conn.exec_driver_sql(
+        "CREATE FUNCTION openear_posts_search_insert() RETURNS trigger LANGUAGE plpgsql AS $oe$ BEGIN "
+        "INSERT INTO posts_search (post_id, is_news, text_words, title_words, doc) "
+        "SELECT n.id, n.kind = 'news', w.t, w.h, openear_doc(w.t || w.h) FROM new_rows AS n CROSS JOIN LATERAL "
+        "(SELECT openear_words(n.text) AS t, coalesce(openear_words(n.title), '{}') AS h) AS w; "
+        "RETURN NULL; END $oe$"
+    )
+    conn.exec_driver_sql(
+        "CREATE TRIGGER posts_search_ai AFTER INSERT ON posts REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION openear_posts_search_insert()"
+    )
+    conn.exec_driver_sql(
+        "CREATE FUNCTION openear_posts_search_update() RETURNS trigger LANGUAGE plpgsql AS $oe$ "
+        "DECLARE t text[] := openear_words(NEW.text); h text[] := coalesce(openear_words(NEW.title), '{}'); BEGIN "
+        "UPDATE posts_search SET is_news = NEW.kind = 'news', text_words = t, title_words = h, "
+        "doc = openear_doc(t || h) WHERE post_id = NEW.id; RETURN NULL; END $oe$"
+    )
+    conn.exec_driver_sql(
+        "CREATE TRIGGER posts_search_au AFTER UPDATE OF text, title, kind ON posts "
+        "FOR EACH ROW EXECUTE FUNCTION openear_posts_search_update()"
+    )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TABLE IF EXISTS posts_fts")
-    for name in ("audit_log", "sessions", "users", "cursors", "guard_seen", "guard_counts", "labels", "posts", "clusters",
-                 "runs", "sources"):
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TABLE IF EXISTS posts_search")
+        for fn in ("openear_posts_search_update()", "openear_posts_search_insert()", "openear_near(text[], text[], "
+                   "text[], integer, boolean)", "openear_has_phrase(text[], text[])",
+                   "openear_phrase_starts(text[], text[])", "openear_doc(text[])", "openear_words(text)"):
+            op.execute(f"DROP FUNCTION IF EXISTS {fn} CASCADE")
+    for name in ("audit_log", "sessions", "users", "cursors", "guard_seen", "guard_counts", "labels", "posts",
+                 "clusters", "runs", "sources"):
         op.drop_table(name)
