@@ -136,10 +136,16 @@ def _has_schema(store: Store) -> bool:
         return False
 
 
+def _has_data(store: Store) -> bool:
+    """Anything collected: posts or runs (a fresh ``openear init`` has neither, only its admin)."""
+    return store.count("posts") > 0 or store.count("runs") > 0
+
+
 def restore(url: str, src: Path, *, force: bool = False) -> int:
     """Restore the backup ``src`` into the database at ``url``; returns the number of posts restored.
 
-    Refuses a database that already has a schema unless ``force`` (which replaces its content).
+    Refuses a database that already holds posts or runs unless ``force`` (which replaces its content); a fresh
+    ``openear init`` (schema and admin only) is replaced without it.
     """
     src = Path(src)
     if not src.is_file():
@@ -147,9 +153,10 @@ def restore(url: str, src: Path, *, force: bool = False) -> int:
     kind = _kind_of(src)
     target = Store(url)
     try:
-        if _has_schema(target) and not force:
-            raise ConfigError("restore: the database is not empty; restore into a fresh instance, or pass --force "
-                              "to replace its content")
+        schema = _has_schema(target)
+        if schema and _has_data(target) and not force:
+            raise ConfigError("restore: the database already holds posts or runs; restore into a fresh instance, "
+                              "or pass --force to replace its content")
         if (kind == "sqlite") != (target.dialect == "sqlite"):
             raise ConfigError(f"restore: a {kind} backup restores into "
                               f"{'SQLite' if kind == 'sqlite' else 'PostgreSQL'}, not {target.dialect}")
@@ -171,7 +178,7 @@ def restore(url: str, src: Path, *, force: bool = False) -> int:
         else:
             args, env = _pg_args(url)
             cmd = [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]
-            if force:
+            if schema:  # a fresh `openear init` made the schema: the dump's objects replace it
                 cmd += ["--clean", "--if-exists"]
             _run([*cmd, *args, str(src)], env)
         target = Store(url)

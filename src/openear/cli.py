@@ -620,6 +620,48 @@ def audit_verify(ctx: typer.Context, home: HomeOption = None) -> None:
     console.print(f"audit log: {n} entries, chain intact")
 
 
+@app.command("backup")
+def backup_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Backup file to write (must not exist).")],
+    home: HomeOption = None,
+) -> None:
+    """Back up the database: SQLite's online backup API, or pg_dump for PostgreSQL (the pseudonym key is not in it)."""
+    from openear import audit
+    from openear.backup import backup
+    from openear.store import open_store
+
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        done = backup(settings.database_url, file)
+        store = open_store(settings.database_url)
+        audit.log(store, "cli", "backup", target=str(done.path), detail=json.dumps({"posts": done.posts}))
+        store.close()
+    console.print(f"Backed up {done.posts} posts to {done.path} ({done.kind}, {done.bytes:,} bytes). "
+                  "The pseudonym key is not in the backup: keep a copy of it elsewhere.")
+
+
+@app.command("restore")
+def restore_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A file written by 'openear backup'.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a database that already holds posts.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Restore a backup into this workspace's database (a fresh instance, unless --force)."""
+    from openear import audit
+    from openear.backup import restore
+    from openear.store import open_store
+
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        n = restore(settings.database_url, file, force=force)
+        store = open_store(settings.database_url)
+        audit.log(store, "cli", "restore", target=str(file), detail=json.dumps({"posts": n, "force": force}))
+        store.close()
+    console.print(f"Restored {n} posts from {file}.")
+
+
 @app.command("eval")
 def eval_(
     file: Annotated[

@@ -76,13 +76,13 @@ SPECIAL = {("GET", "/openapi.json"): "signed_in"}  # FastAPI's own route
 # Triage pages (cases, alerts, reports archive) check roles in their handlers (auth.TRIAGE_ROLES for changes) rather
 # than through Requires; their expected access is stated here until they declare it.
 UNDECLARED: dict[tuple[str, str], str] = {
-    ("GET", "/cases"): "signed_in",
+    ("GET", "/cases"): "cases.read",
     ("POST", "/cases"): "cases.write",
-    ("GET", "/cases/{case_id}"): "signed_in",
+    ("GET", "/cases/{case_id}"): "cases.read",
     ("POST", "/cases/{case_id}/status"): "cases.write",
     ("POST", "/cases/{case_id}/note"): "cases.write",
     ("POST", "/cases/{case_id}/assign"): "cases.write",
-    ("GET", "/alerts"): "signed_in",
+    ("GET", "/alerts"): "alerts.read",
     ("POST", "/alerts/{alert_id}/ack"): "cases.write",
     ("GET", "/reports"): "reports.read",
     ("GET", "/reports/{report_id}"): "reports.read",

@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from openear import alerts as alerts_mod
 from openear import audit, scheduler, triage
 from openear.web import auth
 from openear.web.pages import POST_READERS, _render, _snippet, _store, _user, _when
+from openear.web.roles import requires
 
 __all__ = ["TRIAGE_ROLES", "router"]
 
@@ -49,7 +50,7 @@ def _back(case_id: int) -> Response:
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
-@router.get("/cases", include_in_schema=False)
+@router.get("/cases", include_in_schema=False, dependencies=[Depends(requires("cases.read"))])
 def cases_board(request: Request, team: str = "") -> Response:
     user = _user(request)
     cfg = _cfg(request)
@@ -65,7 +66,7 @@ def cases_board(request: Request, team: str = "") -> Response:
     )
 
 
-@router.post("/cases", include_in_schema=False)
+@router.post("/cases", include_in_schema=False, dependencies=[Depends(requires("cases.write"))])
 def cases_open(
     request: Request, post_id: str = Form(""), cluster_id: str = Form(""), title: str = Form(""),
     priority: str = Form("normal"),
@@ -87,7 +88,7 @@ def cases_open(
     return _back(case_id)
 
 
-@router.get("/cases/{case_id}", include_in_schema=False)
+@router.get("/cases/{case_id}", include_in_schema=False, dependencies=[Depends(requires("cases.read"))])
 def case_page(request: Request, case_id: int) -> Response:
     user = _user(request)
     store = _store(request)
@@ -110,7 +111,7 @@ def case_page(request: Request, case_id: int) -> Response:
     )
 
 
-@router.post("/cases/{case_id}/status", include_in_schema=False)
+@router.post("/cases/{case_id}/status", include_in_schema=False, dependencies=[Depends(requires("cases.write"))])
 def case_status(request: Request, case_id: int, status: str = Form(...), note: str = Form("")) -> Response:
     user = _triager(request)
     try:
@@ -121,7 +122,7 @@ def case_status(request: Request, case_id: int, status: str = Form(...), note: s
     return _back(case_id)
 
 
-@router.post("/cases/{case_id}/note", include_in_schema=False)
+@router.post("/cases/{case_id}/note", include_in_schema=False, dependencies=[Depends(requires("cases.write"))])
 def case_note(request: Request, case_id: int, text: str = Form("")) -> Response:
     user = _triager(request)
     try:
@@ -132,7 +133,7 @@ def case_note(request: Request, case_id: int, text: str = Form("")) -> Response:
     return _back(case_id)
 
 
-@router.post("/cases/{case_id}/assign", include_in_schema=False)
+@router.post("/cases/{case_id}/assign", include_in_schema=False, dependencies=[Depends(requires("cases.write"))])
 def case_assign(
     request: Request, case_id: int, assignee: str = Form(""), priority: str = Form("")
 ) -> Response:
@@ -151,7 +152,7 @@ def case_assign(
     return _back(case_id)
 
 
-@router.get("/alerts", include_in_schema=False)
+@router.get("/alerts", include_in_schema=False, dependencies=[Depends(requires("alerts.read"))])
 def alerts_page(request: Request) -> Response:
     user = _user(request)
     with _store(request).connect() as conn:
@@ -160,7 +161,7 @@ def alerts_page(request: Request) -> Response:
     return _render(request, "alerts.html", nav="alerts", alerts=items, can_triage=_can_triage(user))
 
 
-@router.post("/alerts/{alert_id}/ack", include_in_schema=False)
+@router.post("/alerts/{alert_id}/ack", include_in_schema=False, dependencies=[Depends(requires("cases.write"))])
 def alert_ack(request: Request, alert_id: int, status: str = Form("acknowledged")) -> Response:
     user = _triager(request)
     if status not in ("acknowledged", "closed", "open"):
@@ -171,7 +172,7 @@ def alert_ack(request: Request, alert_id: int, status: str = Form("acknowledged"
     return RedirectResponse("/alerts", status_code=303)
 
 
-@router.get("/reports", include_in_schema=False)
+@router.get("/reports", include_in_schema=False, dependencies=[Depends(requires("reports.read"))])
 def reports_archive(request: Request) -> Response:
     _user(request)
     with _store(request).connect() as conn:
@@ -184,7 +185,7 @@ def reports_archive(request: Request) -> Response:
     return _render(request, "reports_archive.html", nav="reports", reports=items)
 
 
-@router.get("/reports/{report_id}", include_in_schema=False)
+@router.get("/reports/{report_id}", include_in_schema=False, dependencies=[Depends(requires("reports.read"))])
 def report_file(request: Request, report_id: int) -> Response:
     user = _user(request)
     store = _store(request)
