@@ -15,6 +15,12 @@
    store's pragmas (WAL, synchronous=NORMAL): the raw insert rate, an upper bound for the store stage.
 
 Prints both rates, their ratio, the breakdown and peak RSS. ``--json PATH`` also writes the figures as JSON.
+
+``--database-url postgresql+psycopg://USER@HOST/DB`` runs the same benchmark on PostgreSQL (issue 7): each
+workspace uses that database, emptied first (``DROP SCHEMA public CASCADE``: give it a database of its own), and
+the raw insert goes into ``raw_posts`` (``LIKE posts`` with its defaults and indexes, no search trigger, as the
+SQLite copy has no FTS triggers), 500 rows per transaction with psycopg's ``executemany``. Also prints the stored
+bytes per post (posts, labels, clusters and the search index).
 """
 
 from __future__ import annotations
@@ -47,6 +53,13 @@ def _load_generator() -> Any:
     sys.modules["make_demo_data"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _pg_version(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(_pg_dsn(url)) as conn:
+        return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]  # type: ignore[index]
 
 
 def _rss_mib() -> float:
@@ -100,9 +113,26 @@ class Timers:
             yield item
 
 
+def _pg_dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _pg_reset(url: str) -> None:
+    """Empty the benchmark's PostgreSQL database: every object in its public schema."""
+    import psycopg
+
+    with psycopg.connect(_pg_dsn(url), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
 def _workspace(root: Path, name: str) -> tuple[Any, Any]:
     from openear.store import Store
     from openear.workspace import init_workspace
+
+    url = os.environ.get("OPENEAR_DATABASE_URL")
+    if url:
+        _pg_reset(url)
 
     init = init_workspace(root / name, organisation="openear benchmark")
     return init.settings, Store(init.settings.database_url)
@@ -128,9 +158,25 @@ def run_end_to_end(root: Path, path: Path, n: int) -> dict[str, Any]:
         _, stats = import_file(settings, store, path, "jsonl", _spec(), pipeline=pipe)
         wall = time.perf_counter() - t0
         db_path = Path(settings.database_url.split("///", 1)[-1])
+        stored_bytes = _stored_bytes(store)
     finally:
         store.close()
-    return {"startup_s": startup, "wall_s": wall, "rate": n / wall, "stats": stats.as_dict(), "db": db_path}
+    return {"startup_s": startup, "wall_s": wall, "rate": n / wall, "stats": stats.as_dict(), "db": db_path,
+            "stored_bytes": stored_bytes}
+
+
+def _stored_bytes(store: Any) -> int:
+    """Bytes the store holds for the posts: the SQLite file (and WAL), or PostgreSQL's posts, labels, clusters and
+    search index relations (with their indexes and TOAST)."""
+    if store.dialect == "postgresql":
+        from sqlalchemy import text
+
+        with store.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['posts', 'labels', 'clusters', "
+                "'posts_search']::regclass[]) AS c")).scalar_one())
+    path = Path(store.url.split("///", 1)[-1])
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
 def run_breakdown(root: Path, path: Path, n: int) -> dict[str, Any]:
@@ -212,6 +258,33 @@ def run_raw_insert(root: Path, source_db: Path) -> dict[str, Any]:
             "columns": len(cols)}
 
 
+def run_raw_insert_pg(url: str) -> dict[str, Any]:
+    """The PostgreSQL raw insert: the stored rows into ``raw_posts`` (``LIKE posts``), 500 rows per transaction."""
+    import psycopg
+
+    with psycopg.connect(_pg_dsn(url)) as conn:
+        cols = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name = 'posts' AND column_name <> 'id' ORDER BY ordinal_position")]
+        rows = conn.execute(f"SELECT {', '.join(cols)} FROM posts ORDER BY id").fetchall()
+        conn.execute("DROP TABLE IF EXISTS raw_posts")
+        conn.execute("CREATE TABLE raw_posts (LIKE posts INCLUDING DEFAULTS INCLUDING INDEXES)")
+        conn.execute("CREATE SEQUENCE raw_posts_id_seq OWNED BY raw_posts.id")
+        conn.execute("ALTER TABLE raw_posts ALTER COLUMN id SET DEFAULT nextval('raw_posts_id_seq')")
+        conn.commit()
+        insert = f"INSERT INTO raw_posts ({', '.join(cols)}) VALUES ({', '.join('%s' for _ in cols)})"
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            for i in range(0, len(rows), BATCH):
+                cur.executemany(insert, rows[i : i + BATCH])
+                conn.commit()
+        wall = time.perf_counter() - t0
+        conn.execute("DROP TABLE raw_posts")
+        conn.commit()
+    return {"rows": len(rows), "wall_s": wall, "rate": len(rows) / wall if wall else float("inf"),
+            "columns": len(cols)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20_000, help="posts to generate and import (default %(default)s)")
@@ -219,7 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-breakdown", action="store_true", help="skip the timed second import")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--database-url", help="run on this PostgreSQL database instead of SQLite; it is EMPTIED "
+                        "first (postgresql+psycopg://USER@HOST:PORT/DB)")
     args = parser.parse_args(argv)
+    pg = args.database_url
+    if pg:
+        if not pg.startswith("postgresql"):
+            parser.error("--database-url: a postgresql+psycopg:// URL (SQLite is the default)")
+        os.environ["OPENEAR_DATABASE_URL"] = pg
+    else:
+        os.environ.pop("OPENEAR_DATABASE_URL", None)
 
     gen = _load_generator()
     root = Path(tempfile.mkdtemp(prefix="openear-bench-"))
@@ -236,23 +318,27 @@ def main(argv: list[str] | None = None) -> int:
 
         e2e = run_end_to_end(root, path, args.n)
         rss_e2e = _rss_mib()
-        raw = run_raw_insert(root, e2e["db"])
+        raw = run_raw_insert_pg(pg) if pg else run_raw_insert(root, e2e["db"])
         stages = None if args.no_breakdown else run_breakdown(root, path, args.n)
         rss_peak = _rss_mib()
 
         stats = e2e["stats"]
         print(f"openear pipeline benchmark  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-              f"SQLite {sqlite3.sqlite_version}")
+              + (f"PostgreSQL {_pg_version(pg)} (psycopg)" if pg else f"SQLite {sqlite3.sqlite_version}"))
         print(f"input: {args.n} synthetic posts, {size / 1e6:.1f} MB JSON Lines (generated in {gen_s:.1f} s)")
         print(f"run: read {stats['read']}, stored {stats['stored']}, withheld {stats['withheld']}, "
               f"rejected {sum(stats['rejected'].values())}, scrubbed {stats['scrubbed']}, invalid {stats['invalid']}")
         print()
         print(f"pipeline start-up (models, deduper warm-up): {e2e['startup_s']:8.2f} s")
         print(f"end to end (import_file):   {e2e['wall_s']:8.2f} s  {e2e['rate']:10,.0f} posts/s")
-        print(f"raw SQLite executemany:     {raw['wall_s']:8.2f} s  {raw['rate']:10,.0f} rows/s "
+        raw_name = f"raw {'PostgreSQL' if pg else 'SQLite'} executemany:"
+        print(f"{raw_name:<27} {raw['wall_s']:8.2f} s  {raw['rate']:10,.0f} rows/s "
               f"({raw['rows']} rows x {raw['columns']} columns, batches of {BATCH})")
         print(f"ratio raw / end to end:     {raw['rate'] / e2e['rate']:8.1f} x")
+        stored = max(stats["stored"], 1)
+        print(f"stored bytes per post:      {e2e['stored_bytes'] / stored:8,.0f} B "
+              f"({e2e['stored_bytes'] / 1e6:.1f} MB for {stats['stored']} posts, labels, clusters, search index)")
         print(f"peak RSS: {rss_peak:.0f} MiB (after generating the input {rss_before:.0f} MiB, "
               f"after the end-to-end import {rss_e2e:.0f} MiB)")
         if stages is not None:

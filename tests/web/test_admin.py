@@ -206,3 +206,16 @@ def test_cross_site_changes_are_refused_on_admin_and_api_routes(web: Any) -> Non
         assert r.status_code == 403
     assert "pwned" not in web.client().get("/transparency").text
     assert not [e for e in _entries(web) if e["action"] in ("settings.change", "label.change")]
+
+
+def test_sources_page_shows_a_degraded_source(web: Any) -> None:
+    from openear.store.schema import source_status
+
+    with web.store.begin() as conn:
+        conn.execute(source_status.insert().values(
+            source="test-source", state="degraded", failures=3, last_error="HTTP 503 from the feed",
+            skipped='{"indexable_false": 2}', deleted=0,
+        ))
+    page = web.login("admin").get("/sources").text
+    assert "degraded" in page and "3 failures in a row" in page and "HTTP 503 from the feed" in page
+    assert "indexable_false 2" in page

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select, update
 
 from openear import audit
+from openear.collector import source_statuses
 from openear.store import Store
 from openear.store import queries as q
 from openear.store.schema import audit_log, sessions, users
@@ -301,6 +302,7 @@ def sources_page(request: Request) -> Response:
         everything = q.Period(q.Period.parse_since("36500d").since, q.Period.parse_since("1h").until)
         guard = {g["source"]: g for g in q.guard_summary(conn, everything)["by_source"]}
         last_runs = _last_runs(conn)
+    health = {h["source"]: h for h in source_statuses(store)}  # the collector's view: ok or degraded
     rows = []
     names = sorted(set(stored) | {s.name for s in settings.sources})
     for name in names:
@@ -317,6 +319,7 @@ def sources_page(request: Request) -> Response:
                 "posts": s.get("posts", 0),
                 "last_run": run,
                 "guard": guard.get(name, {"withheld": 0, "rejected": 0, "scrubbed": 0}),
+                "health": health.get(name),
             }
         )
     audit.log(store, me.username, "sources.view", "sources")
