@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -145,3 +145,15 @@ class ReplayServer:
 def spec(name: str, connector: str, server: ReplayServer, kind: str = "social", **options: Any) -> SourceSpec:
     return SourceSpec(name, connector=connector, visibility="public", kind=kind,
                       options={"base_url": server.url, **FAST, **options})
+
+
+@pytest.fixture
+def server() -> Iterator[ReplayServer]:
+    """A replay server on 127.0.0.1 for one test. Test modules import this fixture by name.
+
+    (Not in a ``conftest.py``: pytest imports every conftest as the module ``conftest``, and a second one here
+    would shadow ``tests/conftest.py`` for the modules that import helpers from it.)
+    """
+    s = ReplayServer()
+    yield s
+    s.close()

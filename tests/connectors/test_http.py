@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from replay import ReplayServer, Reply, fixture, json_reply, shared_reply
+from replay import ReplayServer, Reply, fixture, json_reply, server, shared_reply  # noqa: F401 - the server fixture
 
 from openear.connectors.http import HttpClient, parse_reset, parse_retry_after, redact
 from openear.errors import TerminalError, TransientError

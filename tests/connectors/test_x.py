@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from replay import ReplayServer, fixture, shared_reply, spec
+from replay import ReplayServer, fixture, server, shared_reply, spec  # noqa: F401 - the server fixture
 from sqlalchemy import select
 
 from openear.collector import collect_source
