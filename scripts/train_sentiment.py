@@ -9,6 +9,9 @@ Data (read from ``../shared/data`` next to the repository, or ``--data``):
 C and the Spanish sample weight are chosen on the two validation sets; the final model is refitted on train only,
 so the test figures stay honest. Prints TweetEval test macro-recall and UMSAB test macro-F1 and records them in
 ``metadata.json``. Usage: ``.venv/bin/python scripts/train_sentiment.py [--data DIR] [--quick]``.
+
+This is the ``rules`` mode's sentiment model, and the ``fast`` mode mixes it in: after retraining it (with a new
+``VERSION``), retrain the fast model too (``scripts/train_sentiment_fast.py``), whose metadata names this one.
 """
 
 from __future__ import annotations

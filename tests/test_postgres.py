@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-from conftest import PgServer, Workspace, pg_url, post_row
+from conftest import PgServer, Workspace, _pg_unavailable, pg_url, post_row
 from openear import audit
 from openear.enrich import Enrichment
 from openear.models import Post
@@ -251,11 +251,9 @@ def test_a_server_restart_costs_no_batch(pg_store: Store, pg_server: PgServer) -
 
 
 def test_without_a_server_the_tests_skip_with_the_reason_or_fail_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    import conftest
-
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match=r"issue 7: no PostgreSQL at 127\.0\.0\.1:5432"):
-        conftest._pg_unavailable("refused")
+        _pg_unavailable("refused")
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="issue 7"):
-        conftest._pg_unavailable("refused")
+        _pg_unavailable("refused")

@@ -668,16 +668,22 @@ def eval_(
         Path, typer.Argument(help="Labelled JSON Lines (text, lang, kind, categories, primary, sentiment).")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    mode: Annotated[
+        str, typer.Option("--mode", help="Sentiment model: fast (default), accurate, or rules (bulk backfills).")
+    ] = "fast",
 ) -> None:
     """Measure the shipped enrichers and the guard's protected-topic detector on a labelled file."""
+    from openear.enrich.sentiment import load_sentiment
     from openear.evaluate import evaluate, format_table
 
     with _errors():
-        result = evaluate(file)
+        result = evaluate(file, mode=mode)
+        model = load_sentiment(mode).enricher
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps({**result, "mode": mode, "sentiment_model": model}))
     else:
         console.print(format_table(result))
+        console.print(f"sentiment: {model} (mode {mode})")
 
 
 # -- cases and alerts (issue 5) ---------------------------------------------------------------------------------

@@ -125,17 +125,19 @@ def _share(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
 
-def evaluate(path: Path, *, enrichment: Any = None) -> dict[str, Any]:
+def evaluate(path: Path, *, enrichment: Any = None, mode: str = "fast") -> dict[str, Any]:
     """Score the classifier, the sentiment model and the protected-topic detector on a labelled file.
 
     ``enrichment`` may be an :class:`openear.enrich.Enrichment` (its ``classifier``, ``sentiment`` and
-    ``language`` are reused); by default the shipped preset and model are loaded.
+    ``language`` are reused); by default the shipped preset and the shipped sentiment model of ``mode``
+    (``fast``, ``accurate`` or ``rules``; see :func:`openear.enrich.sentiment.load_sentiment`) are loaded.
     """
     from openear.enrich.classify import Classifier
-    from openear.enrich.sentiment import SentimentModel
+    from openear.enrich.sentiment import check_mode, load_sentiment
 
+    check_mode(mode)
     classifier = getattr(enrichment, "classifier", None) or Classifier.load(None)
-    sentiment_model = getattr(enrichment, "sentiment", None) or SentimentModel.load()
+    sentiment_model = getattr(enrichment, "sentiment", None) or load_sentiment(mode)
     items = read_items(path, set(classifier.categories) | set(PROTECTED))
     language = getattr(enrichment, "language", None)
     if language is None and any(i.lang is None for i in items):

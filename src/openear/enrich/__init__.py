@@ -14,7 +14,7 @@ from pathlib import Path
 from openear.enrich.classify import Classifier
 from openear.enrich.dedupe import Deduper
 from openear.enrich.language import LanguageDetector
-from openear.enrich.sentiment import SentimentModel
+from openear.enrich.sentiment import DEFAULT_MODE, check_mode, load_sentiment
 from openear.models import EnrichedPost, GuardedPost, Label
 
 __all__ = ["Enrichment", "content_hash"]
@@ -38,13 +38,19 @@ def content_hash(post: GuardedPost) -> str:
 
 
 class Enrichment:
-    """The default enrichers, loaded once per process."""
+    """The default enrichers, loaded once per process.
 
-    def __init__(self, taxonomy_path: Path | None = None) -> None:
+    ``mode`` picks the sentiment model (:data:`openear.enrich.sentiment.MODES`): ``fast`` (the default; sentence
+    encoder + n-grams), ``accurate`` (opt-in, when shipped) or ``rules`` (taxonomy rules and the hashed n-gram
+    sentiment model only, for bulk backfills).
+    """
+
+    def __init__(self, taxonomy_path: Path | None = None, mode: str = DEFAULT_MODE) -> None:
+        self.mode = check_mode(mode)
         self.language = LanguageDetector()
         self.deduper = Deduper()
         self.classifier = Classifier.load(taxonomy_path)
-        self.sentiment = SentimentModel.load()
+        self.sentiment = load_sentiment(mode)
 
     def warm_deduper(self, signatures: object, since: datetime | None = None) -> None:
         """Teach the deduper the signatures of recent stored posts (iterable of (cluster key, post key, bytes))."""

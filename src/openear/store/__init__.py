@@ -200,7 +200,7 @@ class Store:
                     conn.execute(labels.delete().where(labels.c.post_id == prior[0]))
                     self._insert_labels(conn, [(prior[0], item)])
             if new_rows:
-                conn.execute(insert(posts), new_rows)
+                _bulk_insert(conn, posts, new_rows)
                 ids = self._ids_for(conn, [(i.post.source, i.post.external_id) for i in new_items])
                 self._insert_labels(conn, [(ids[(i.post.source, i.post.external_id)], i) for i in new_items])
             self._refresh_clusters(conn, {cluster_ids[i.cluster_key] for i in batch if i.cluster_key})
@@ -242,7 +242,7 @@ class Store:
             for (d,) in conn.execute(select(guard_seen.c.digest).where(guard_seen.c.digest.in_(chunk))):
                 fresh.pop(d, None)
         if fresh:
-            conn.execute(insert(guard_seen), [{"digest": d, "day": r.day} for d, r in fresh.items()])
+            _bulk_insert(conn, guard_seen, [{"digest": d, "day": r.day} for d, r in fresh.items()])
         return anonymous + list(fresh.values())
 
     @staticmethod
@@ -286,7 +286,7 @@ class Store:
             for lb in item.labels
         ]
         if rows:
-            conn.execute(insert(labels), rows)
+            _bulk_insert(conn, labels, rows)
 
     @staticmethod
     def _clusters_for(conn: Connection, batch: Sequence[EnrichedPost], now: datetime) -> dict[str | None, int]:
@@ -298,7 +298,7 @@ class Store:
         missing = [k for k in keys if k not in ids]
         if missing:
             rows = [{"key": k, "size": 0, "first_seen": now, "last_seen": now} for k in missing]
-            conn.execute(insert(clusters), rows)
+            _bulk_insert(conn, clusters, rows)
             for chunk in _chunks(missing, 500):
                 for cid, key in conn.execute(
                     select(clusters.c.id, clusters.c.key).where(clusters.c.key.in_(chunk))
@@ -451,6 +451,28 @@ def _post_row(item: EnrichedPost, run_id: int, now: datetime, cluster_id: int | 
         "stored_at": now,
         "updated_at": now,
     }
+
+
+def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the connection's transaction: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+
+    On PostgreSQL, psycopg's executemany sends one ``INSERT`` per row, each firing the search index's statement
+    trigger once; ``COPY ... FROM STDIN`` sends them all in one statement (the trigger runs once, over all rows).
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    cols = list(rows[0])
+    if any(len(r) != len(cols) for r in rows):  # uneven rows: let SQLAlchemy fill in the defaults
+        conn.execute(insert(table), rows)
+        return
+    names = ", ".join(f'"{c}"' for c in cols)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:  # type: ignore[union-attr]
+        for r in rows:
+            copy.write_row([r[c] for c in cols])
 
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:

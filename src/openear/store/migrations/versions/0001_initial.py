@@ -177,12 +177,20 @@ def _postgresql_search() -> None:
     dropped = [k for k, v in sorted(FOLD.items()) if not v]
     src = "".join(chr(k) for k, _ in kept) + "".join(chr(k) for k in dropped)
     dst = "".join(v for _, v in kept)
+    upper = "".join(chr(k) for k, _ in kept if k < 128)  # ASCII folds by case only (A-Z -> a-z)
+    lower = "".join(v for k, v in kept if k < 128)
     for chars in (src, dst, seps):
         assert "'" not in chars and ":" not in chars and "%" not in chars and "\x00" not in chars
     conn = op.get_bind()
+    # Split on the unicode61 separators of the original text, then fold each word, dropping words that fold to
+    # nothing (combining marks only): openear.query.text.words, step for step. translate() scans its whole
+    # table for every character it does not map, so the full table is used on words with non-ASCII only.
     conn.exec_driver_sql(
-        "CREATE FUNCTION openear_words(t text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
-        f"$oe$ SELECT array_remove(regexp_split_to_array(translate(t, '{src}', '{dst}'), '[{seps}]+'), '') $oe$"
+        "CREATE FUNCTION openear_words(t text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $oe$ "
+        "SELECT coalesce(array_agg(f ORDER BY i) FILTER (WHERE f <> ''), '{}') FROM ("
+        f"SELECT i, CASE WHEN w ~ '[^\\u0001-\\u007f]' THEN translate(w, '{src}', '{dst}') "
+        f"ELSE translate(w, '{upper}', '{lower}') END AS f "
+        f"FROM unnest(regexp_split_to_array(t, '[{seps}]+')) WITH ORDINALITY AS x(w, i)) AS y $oe$"
     )
     conn.exec_driver_sql(
         "CREATE FUNCTION openear_doc(w text[]) RETURNS tsvector LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
