@@ -11,11 +11,11 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from shared_data import shared_path
 from openear.enrich.classify import Classifier
 from openear.enrich.sentiment import FeatureParams, Featuriser, SentimentModel
 from openear.errors import InputFormatError
 from openear.evaluate import KEYS, evaluate, format_table
+from shared_data import shared_path
 
 FIXTURE = [
     {"text": "My tips were missing again this week, no tips on 5 orders.", "lang": "en", "kind": "social",

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared_data import shared_path
 from openear.guard import COLLECTIVE_ACTION, RESEARCH_PRESS_CONTACT, ProtectedTopicDetector
+from shared_data import shared_path
 
 DETECTOR = ProtectedTopicDetector()
 PROTECTED = {"collective_action", "research_press_contact"}
