@@ -104,6 +104,22 @@ def test_a_changed_post_is_updated_in_place_with_its_new_run(store: Store, enric
     assert index_hits(store, "emails") == 1
 
 
+def test_analyst_overrides_survive_a_changed_redelivery(store: Store, enrichment: Enrichment) -> None:
+    run1 = store.start_run("import", "src")
+    store.write_batch(run1, enrichment.enrich([guarded("Support never answers", "8").post]))
+    with store.begin() as conn:
+        pid = conn.execute(select(posts.c.id)).scalar_one()
+        conn.execute(labels.insert().values(post_id=pid, name="sentiment", value="positive", score=1.0,
+                                            enricher="analyst@ana"))
+        conn.execute(posts.update().values(sentiment="positive"))
+    run2 = store.start_run("import", "src")
+    store.write_batch(run2, enrichment.enrich([guarded("Support never answers, ever", "8").post]))
+    with store.connect() as conn:
+        kept = conn.execute(select(labels.c.value).where(labels.c.enricher == "analyst@ana")).scalars().all()
+        sentiment = conn.execute(select(posts.c.sentiment)).scalar_one()
+    assert kept == ["positive"] and sentiment == "positive"
+
+
 def test_a_duplicate_inside_one_batch_is_stored_once(store: Store, enrichment: Enrichment) -> None:
     run = store.start_run("import", "src")
     batch = enrichment.enrich([guarded("Same post", "9").post, guarded("Same post", "9").post])

@@ -196,8 +196,20 @@ class Store:
                     existing[key] = (-1, item.content_hash)  # a repeat inside the batch is unchanged
                 else:
                     del row["stored_at"]
+                    # An analyst's overrides outlive re-enrichment: keep their labels and the values they set.
+                    overrides = dict(conn.execute(
+                        select(labels.c.name, labels.c.value).where(
+                            labels.c.post_id == prior[0], labels.c.enricher.like("analyst@%")
+                        )
+                    ).all())
+                    if "primary" in overrides:
+                        row["category"] = overrides["primary"]
+                    if "sentiment" in overrides:
+                        row["sentiment"] = overrides["sentiment"]
                     conn.execute(update(posts).where(posts.c.id == prior[0]).values(**row))
-                    conn.execute(labels.delete().where(labels.c.post_id == prior[0]))
+                    conn.execute(labels.delete().where(
+                        labels.c.post_id == prior[0], labels.c.enricher.not_like("analyst@%")
+                    ))
                     self._insert_labels(conn, [(prior[0], item)])
             if new_rows:
                 _bulk_insert(conn, posts, new_rows)
