@@ -429,7 +429,7 @@ def guard_summary(conn: Connection, period: Period) -> dict[str, Any]:
 
 
 # -- posts -------------------------------------------------------------------------------------------------
-_LIST_COLUMNS = (
+LIST_COLUMNS = (  # what a list or an export of posts carries: never the author pseudonym
     posts.c.id,
     posts.c.source,
     posts.c.platform,
@@ -477,7 +477,7 @@ def search_posts(
     """
     if limit <= 0:
         return [], _count(conn, flt)
-    stmt = _filtered(conn, flt, select(*_LIST_COLUMNS))
+    stmt = _filtered(conn, flt, select(*LIST_COLUMNS))
     rows = conn.execute(
         stmt.order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(limit).offset(max(offset, 0))
     ).all()
@@ -491,7 +491,7 @@ def _count(conn: Connection, flt: PostFilter) -> int:
 def get_post(conn: Connection, post_id: int) -> dict[str, Any] | None:
     """One post with its ``author_pseudonym`` and ``cluster_size``, or ``None``."""
     row = conn.execute(
-        select(*_LIST_COLUMNS, posts.c.external_id, posts.c.author_pseudonym, posts.c.run_id, clusters.c.size)
+        select(*LIST_COLUMNS, posts.c.external_id, posts.c.author_pseudonym, posts.c.run_id, clusters.c.size)
         .select_from(posts.outerjoin(clusters, clusters.c.id == posts.c.cluster_id))
         .where(posts.c.id == post_id)
     ).first()

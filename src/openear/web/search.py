@@ -20,21 +20,7 @@ from openear.store.schema import posts
 __all__ = ["COLUMNS", "SearchError", "find_posts", "iter_posts", "make_filter"]
 
 MAX_QUERY = 500
-COLUMNS = (  # what a list or an export of posts carries: never the author pseudonym
-    posts.c.id,
-    posts.c.source,
-    posts.c.platform,
-    posts.c.kind,
-    posts.c.created_at,
-    posts.c.title,
-    posts.c.text,
-    posts.c.url,
-    posts.c.lang,
-    posts.c.country,
-    posts.c.sentiment,
-    posts.c.category,
-    posts.c.cluster_id,
-)
+COLUMNS = q.LIST_COLUMNS  # what a list or an export of posts carries: never the author pseudonym
 
 
 class SearchError(ValueError):
