@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from openear import alerts
+from openear.store.schema import alerts as alerts_table
 from openear.triage.config import AlertConfig
 
 NOW = datetime(2026, 11, 30, 6, 0)  # a Monday morning
@@ -86,10 +88,20 @@ def _rows(ws: Any) -> None:
         if day == 3:
             n = 25  # the injected spike
         for k in range(n):
-            text = (f"app keeps crashing on scan since update number {i}" if day == 3
-                    else f"route {rnd.randint(1, 999)} was long today, station wait {i}")
-            rows.append({"id": f"p{i}", "text": text, "author": f"a{i}", "lang": "en",
-                         "created_at": (when.replace(hour=8) + timedelta(minutes=20 * k)).isoformat() + "Z"})
+            text = (
+                f"app keeps crashing on scan since update number {i}"
+                if day == 3
+                else f"route {rnd.randint(1, 999)} was long today, station wait {i}"
+            )
+            rows.append(
+                {
+                    "id": f"p{i}",
+                    "text": text,
+                    "author": f"a{i}",
+                    "lang": "en",
+                    "created_at": (when.replace(hour=8) + timedelta(minutes=20 * k)).isoformat() + "Z",
+                }
+            )
             i += 1
     ws.import_rows(rows)
 
@@ -98,6 +110,8 @@ def _rows(ws: Any) -> None:
 def spiky(workspace: Any) -> Any:
     workspace.store.migrate()
     _rows(workspace)
+    with workspace.store.begin() as conn:  # the import's own triage pass (real clock) may have stored some
+        conn.execute(delete(alerts_table))
     return workspace
 
 
@@ -140,8 +154,11 @@ def test_cli_lists_alerts_and_cases_as_json(spiky: Any) -> None:
     r = runner.invoke(app, [*home, "cases", "open", "--post", "1", "--title", "Scan crash", "--priority", "high"])
     assert r.exit_code == 0, r.output
     case_id = int(r.output.split("#")[1])
-    for args in (["status", str(case_id), "investigating", "--note", "on it"], ["assign", str(case_id), "ana"],
-                 ["note", str(case_id), "asked the app team"]):
+    for args in (
+        ["status", str(case_id), "investigating", "--note", "on it"],
+        ["assign", str(case_id), "ana"],
+        ["note", str(case_id), "asked the app team"],
+    ):
         assert runner.invoke(app, [*home, "cases", *args]).exit_code == 0
     r = runner.invoke(app, [*home, "cases", "show", str(case_id), "--json"])
     shown = json.loads(r.output)

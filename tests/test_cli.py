@@ -159,6 +159,12 @@ def test_report_writes_html_markdown_and_csv(home: Path, tmp_path: Path) -> None
         assert result.exit_code == 0, result.output
         assert out.stat().st_size > 100
     assert "<svg" in (tmp_path / "r.html").read_text()
+    # a period that ends in the future (the rest of this month) is fine; one that ends before it starts is not
+    end = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    ahead = invoke(home, "report", "--since", "30d", "--until", end, "--format", "csv", "--output", str(tmp_path / "a"))
+    assert ahead.exit_code == 0, ahead.output
+    backwards = invoke(home, "report", "--since", "2026-01-10", "--until", "2026-01-01", "--format", "csv")
+    assert backwards.exit_code != 0 and "--since/--until" in backwards.output
 
 
 # -- the privacy scan ---------------------------------------------------------------------------------------------

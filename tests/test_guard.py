@@ -55,7 +55,7 @@ def test_only_guard_module_constructs_guarded_posts() -> None:
                 name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""
                 if name == "GuardedPost":
                     callers.append(path.name)
-    assert callers == ["guard.py"]
+    assert callers and set(callers) == {"guard.py"}
 
 
 def test_store_accepts_only_guarded_posts(workspace) -> None:
@@ -239,3 +239,20 @@ def test_rejections_carry_a_keyed_digest_not_the_id() -> None:
 
 def test_guard_repr_hides_the_key() -> None:
     assert "kkkk" not in repr(Guard(KEY))
+
+
+def test_a_shipped_guarded_post_is_sealed_again_only_when_its_mac_verifies() -> None:
+    """Ray workers ship guarded posts as fields + MAC; the driver's guard seals only what a guard with the key
+    built and nothing changed on the way (so the seal never becomes a way around the guard)."""
+    guard = Guard(b"k" * 32)
+    post = Post(source="s", external_id="1", platform="reddit", kind="social", visibility="public",
+                created_at=datetime(2026, 1, 1, tzinfo=UTC), text="The app crashed", author_id="u1")
+    guarded = guard.check(post, "public").post
+    assert guarded is not None
+    fields, mac = guard.ship(guarded)
+    assert guard.receive(fields, mac) == guarded
+    tampered = (*fields[:6], "Call me at ana@example.org", *fields[7:])
+    with pytest.raises(ValueError, match="MAC"):
+        guard.receive(tampered, mac)
+    with pytest.raises(ValueError, match="MAC"):
+        Guard(b"x" * 32).receive(fields, mac)  # another key: not our guard's work

@@ -127,6 +127,18 @@ def test_a_duplicate_inside_one_batch_is_stored_once(store: Store, enrichment: E
     assert (res.stored, res.unchanged, store.count()) == (1, 1, 1)
 
 
+def test_two_versions_of_a_post_in_one_batch_store_the_last(store: Store, enrichment: Enrichment) -> None:
+    run = store.start_run("import", "src")
+    batch = enrichment.enrich([guarded("App crashed at pickup", "10").post,
+                               guarded("App crashed at pickup, again and again", "10").post])
+    res = store.write_batch(run, batch)
+    assert (res.stored, res.unchanged, store.count()) == (1, 1, 1)
+    with store.connect() as conn:
+        assert conn.execute(select(posts.c.text)).scalar_one() == "App crashed at pickup, again and again"
+        assert conn.execute(select(labels.c.post_id).where(labels.c.post_id < 0)).all() == []
+    assert index_hits(store, "again") == 1
+
+
 def test_full_text_index_is_accent_insensitive(store: Store, enrichment: Enrichment) -> None:
     run = store.start_run("import", "src")
     store.write_batch(run, enrichment.enrich([guarded("Me llegó la desactivación de la cuenta", "1").post]))

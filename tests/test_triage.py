@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from openear import audit, triage
+from openear import alerts, audit, triage
 from openear.channels import Outbox
 from openear.errors import ConfigError
 from openear.store.schema import case_posts, deliveries, posts
@@ -27,8 +27,12 @@ def cfg(**raw: Any) -> TriageConfig:
 
 def rows(n: int, text: str, start: datetime, *, prefix: str, step_h: float = 1.0) -> list[dict[str, Any]]:
     return [
-        {"id": f"{prefix}{i}", "text": f"{text} {'!' * (i % 3)}", "author": f"a{prefix}{i}",
-         "created_at": (start + timedelta(hours=step_h * i)).isoformat() + "Z"}
+        {
+            "id": f"{prefix}{i}",
+            "text": f"{text} {'!' * (i % 3)}",
+            "author": f"a{prefix}{i}",
+            "created_at": (start + timedelta(hours=step_h * i)).isoformat() + "Z",
+        }
         for i in range(n)
     ]
 
@@ -56,8 +60,15 @@ def test_teams_default_to_the_taxonomy_owners_plus_management() -> None:
 def test_explicit_teams_routing_by_query_and_channels(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOK_SECRET", "s3cret")
     c = cfg(
-        teams=[{"name": "Comms", "email": "comms@example.org", "webhook": "http://127.0.0.1:9/h",
-                "webhook_secret_env": "HOOK_SECRET"}, {"name": "Board", "management": True}],
+        teams=[
+            {
+                "name": "Comms",
+                "email": "comms@example.org",
+                "webhook": "http://127.0.0.1:9/h",
+                "webhook_secret_env": "HOOK_SECRET",
+            },
+            {"name": "Board", "management": True},
+        ],
         routing=[{"query": "strike OR huelga", "team": "Comms"}, {"category": "app_issue", "team": "Comms"}],
         escalation={"management": "Board", "sla_hours": {"urgent": 1}},
         channels={"smtp": {"host": "127.0.0.1", "port": 2525}, "retries": 1},
@@ -110,8 +121,13 @@ ALL_PAIRS = [(a, b) for a, b in itertools.product(triage.STATUSES, repeat=2) if 
 def _case_in(conn: Any, status: str) -> int:
     """A case brought to ``status`` through allowed steps."""
     cid = triage.open_case(conn, title="Scanner crashes", team="Driver app", actor="ana", now=T0)
-    path = {"new": [], "investigating": ["investigating"], "escalated": ["escalated"], "resolved": ["resolved"],
-            "dismissed": ["dismissed"]}[status]
+    path = {
+        "new": [],
+        "investigating": ["investigating"],
+        "escalated": ["escalated"],
+        "resolved": ["resolved"],
+        "dismissed": ["dismissed"],
+    }[status]
     for s in path:
         triage.transition(conn, cid, s, actor="ana", now=T0)
     return cid
@@ -165,8 +181,7 @@ def test_cluster_cases_attach_new_posts_and_never_expose_authors(ws: Any) -> Non
         assert case["post_count"] == 3 and case["team"] == "Driver app"  # type: ignore[index]
         assert "author_pseudonym" not in json.dumps(case, default=str)
     ws.import_rows(rows(2, COMPLAINT, T0 + timedelta(days=1), prefix="d"), name="b.jsonl")  # same cluster, later
-    with ws.store.begin() as conn:
-        assert triage.attach_new_posts(conn, now=T0 + timedelta(days=1)) == 2
+    with ws.store.begin() as conn:  # the import's triage pass attached them (openear.triage.feed)
         assert triage.attach_new_posts(conn, now=T0 + timedelta(days=1)) == 0
         assert triage.get_case(conn, cid)["post_count"] == 5  # type: ignore[index]
         triage.transition(conn, cid, "resolved", actor="ana")
@@ -181,8 +196,10 @@ def test_cluster_cases_attach_new_posts_and_never_expose_authors(ws: Any) -> Non
 
 def test_case_rule_opens_one_case_per_repeated_complaint(ws: Any) -> None:
     ws.import_rows(rows(4, COMPLAINT, T0, prefix="c"), name="a.jsonl")
-    ws.import_rows(rows(4, "Thank you to the customer who left cookies and a lovely note on the porch today", T0,
-                        prefix="p"), name="b.jsonl")
+    ws.import_rows(
+        rows(4, "Thank you to the customer who left cookies and a lovely note on the porch today", T0, prefix="p"),
+        name="b.jsonl",
+    )
     c = cfg(case_rules=[{"name": "complaints", "min_cluster_size": 3}])
     with ws.store.begin() as conn:
         opened = triage.apply_case_rules(conn, c, now=T0)
@@ -209,8 +226,9 @@ def test_sla_rule_escalates_after_the_priority_s_time_without_progress(ws: Any) 
     c = cfg(escalation={"sla_hours": {"normal": 72, "high": 24}})
     with ws.store.begin() as conn:
         cid = triage.open_case(conn, title="Late pay", team="Payments", actor="ana", now=T0)
-        high = triage.open_case(conn, title="Deactivations", team="Driver support", actor="ana", now=T0,
-                                priority="high")
+        high = triage.open_case(
+            conn, title="Deactivations", team="Driver support", actor="ana", now=T0, priority="high"
+        )
         assert triage.check_escalations(conn, c, now=T0 + timedelta(hours=23)) == []
         triage.add_note(conn, high, "looking", actor="ana", now=T0 + timedelta(hours=23))  # progress resets the clock
         assert triage.check_escalations(conn, c, now=T0 + timedelta(hours=25)) == []
@@ -229,10 +247,12 @@ def test_volume_rule_escalates_a_case_whose_posts_grow_fast(ws: Any) -> None:
     c = cfg(escalation={"volume_window_hours": 24, "volume_growth": 2, "volume_min_posts": 5})
     ids = post_ids(ws)
     with ws.store.begin() as conn:
-        cid = triage.open_case(conn, title="Crashes", team="Driver app", actor="ana", now=T0,
-                               post_ids=sorted(ids.values()))
-        assert triage.check_escalations(conn, c, now=T0 + timedelta(hours=24)) == []  # 2 recent posts only
-        done = triage.check_escalations(conn, c, now=T0 + timedelta(hours=42))
+        cid = triage.open_case(
+            conn, title="Crashes", team="Driver app", actor="ana", now=T0, post_ids=sorted(ids.values())
+        )
+        # (only this case: the imports' own triage pass may have opened a case for their spike)
+        assert [e for e in triage.check_escalations(conn, c, now=T0 + timedelta(hours=24)) if e.case_id == cid] == []
+        done = [e for e in triage.check_escalations(conn, c, now=T0 + timedelta(hours=42)) if e.case_id == cid]
         assert [(e.case_id, e.rule) for e in done] == [(cid, "volume")]
         assert done[0].reason.startswith("6 linked posts in the last 24 h")
 
@@ -273,12 +293,13 @@ def test_demo_ends_with_cases_an_escalation_a_spike_alert_and_a_pdf(tmp_path: An
     result = run_demo(tmp_path / "demo")
     pdfs = [p for p in result.reports if p.suffix == ".pdf"]
     assert pdfs and pdfs[0].read_bytes().startswith(b"%PDF") and "archive" in str(pdfs[0])
-    sync = result.triage
-    assert sync is not None and len(sync.opened) >= 5  # type: ignore[attr-defined]
-    assert sync.escalations  # type: ignore[attr-defined]
-    assert any(a["dimension"] == "category" and a["value"] == "app_issue" for a in sync.alerts)  # type: ignore[attr-defined]
+    assert result.triage is not None
+    # the imports' own triage passes (openear.triage.feed) opened the cases and raised the alerts
     store = Store(result.init.settings.database_url)
     with store.connect() as conn:
         open_cases = triage.list_cases(conn, status=triage.OPEN_STATUSES)
+        assert len([c for c in open_cases if c["origin"].startswith("rule:")]) >= 5
         assert {"Payments", "Driver support", "Driver app"} <= {c["team"] for c in open_cases}
+        assert any(c["status"] == "escalated" for c in open_cases)
+        assert any(a["dimension"] == "category" and a["value"] == "app_issue" for a in alerts.list_alerts(conn))
     store.close()

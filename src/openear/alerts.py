@@ -151,7 +151,8 @@ def is_spike(observed: float, base: Baseline, k: float, min_excess: int, min_rat
 
 
 def mean_sigma_peak(history: Sequence[float], observed: float, k: float = 3.0) -> bool:
-    """The common peak detector (Huginn's PeakDetectorAgent style): above mean + k standard deviations."""
+    """The common peak detector (Huginn's PeakDetectorAgent): strictly above the mean of ``history`` plus ``k``
+    population standard deviations."""
     if len(history) < 2:
         return False
     mean = sum(history) / len(history)
@@ -238,8 +239,11 @@ def _store(conn: Connection, s: Spike, now: datetime) -> dict[str, Any]:
     ).all()
     background = conn.execute(
         select(posts.c.title, posts.c.text)
-        .where(col == s.value, posts.c.created_at >= s.bucket_start - timedelta(days=28),
-               posts.c.created_at < s.bucket_start)
+        .where(
+            col == s.value,
+            posts.c.created_at >= s.bucket_start - timedelta(days=28),
+            posts.c.created_at < s.bucket_start,
+        )
         .limit(2000)
     ).all()
     clusters = Counter(r.cluster_id for r in rows if r.cluster_id is not None)
@@ -253,8 +257,9 @@ def _store(conn: Connection, s: Spike, now: datetime) -> dict[str, Any]:
         "score": round(s.score, 3),
         "status": "open",
         "created_at": now,
-        "terms": json.dumps(top_terms([f"{r.title or ''} {r.text}" for r in rows],
-                                      [f"{r.title or ''} {r.text}" for r in background])),
+        "terms": json.dumps(
+            top_terms([f"{r.title or ''} {r.text}" for r in rows], [f"{r.title or ''} {r.text}" for r in background])
+        ),
         "post_ids": json.dumps([r.id for r in rows][:MAX_POSTS]),
         "cluster_ids": json.dumps([c for c, n in clusters.most_common(20) if n >= 2]),  # repeated stories
     }
@@ -264,6 +269,7 @@ def _store(conn: Connection, s: Spike, now: datetime) -> dict[str, Any]:
 
 def top_terms(texts: Sequence[str], background: Sequence[str], limit: int = 8) -> list[str]:
     """Words over-represented in ``texts`` against ``background`` (smoothed log-odds, document frequency)."""
+
     def df(docs: Sequence[str]) -> Counter[str]:
         c: Counter[str] = Counter()
         for d in docs:
@@ -331,7 +337,11 @@ def alert_message(a: dict[str, Any]) -> Any:
         subject=f"[openear] {describe(a)}",
         text=f"{describe(a)}.\nTop terms: {terms}.\nPosts: {len(a['post_ids'])}; clusters: {len(a['cluster_ids'])}.\n",
         ref=f"alert:{a['id']}",
-        fields={"series": f"{a['dimension']}={a['value']}", "observed": str(a["observed"]),
-                "expected": f"{a['expected']:.1f}", "score": f"{a['score']:.1f}σ"},
+        fields={
+            "series": f"{a['dimension']}={a['value']}",
+            "observed": str(a["observed"]),
+            "expected": f"{a['expected']:.1f}",
+            "score": f"{a['score']:.1f}σ",
+        },
         link="/alerts",
     )

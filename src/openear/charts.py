@@ -264,3 +264,37 @@ def volume_series(rows: Iterable[tuple[str, str, int]], days: Sequence[str]) -> 
         if day in index:
             series.setdefault(cat, [0] * len(days))[index[day]] += n
     return dict(sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
+
+
+@_with_rc
+def alerts_chart(
+    alerts: Sequence[Mapping[str, Any]], *, title: str = "Spike alerts: posts against expected"
+) -> str | None:
+    """Horizontal bars, one per alert (newest at the top): the posts observed, with the expected count marked."""
+    rows = list(alerts)[:12]
+    if not rows:
+        return None
+    rows.reverse()
+    fmt = {"day": "%d %b", "hour": "%d %b %H:00"}
+    labels = [
+        f"{nice(a['value']) if a['dimension'] == 'category' else a['dimension'] + ' ' + a['value']} · "
+        f"{a['bucket_start'].strftime(fmt.get(a['granularity'], '%d %b'))}"
+        for a in rows
+    ]
+    observed = [int(a["observed"]) for a in rows]
+    expected = [float(a["expected"]) for a in rows]
+    fig = _figure(5.6, 0.7 + 0.3 * len(rows))
+    ax = fig.add_subplot(1, 1, 1)
+    ys = list(range(len(rows)))
+    ax.barh(ys, observed, color="#e15759", height=0.6, label="posts")
+    ax.scatter(expected, ys, marker="|", s=160, color="#1f2933", linewidths=2, label="expected", zorder=3)
+    ax.set_yticks(ys, labels)
+    top = max(observed)
+    for y, v in enumerate(observed):
+        ax.text(v + top * 0.02, y, str(v), va="center", fontsize=8, color=MUTED)
+    ax.set_xlim(0, top * 1.2)
+    ax.xaxis.set_visible(False)
+    ax.spines["bottom"].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    return _svg(fig, title)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 from openear import settings as settings_mod
 from openear.errors import OpenearError
 from openear.models import RunStats
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 app = typer.Typer(
     name="openear",
@@ -69,6 +72,17 @@ def _progress() -> Progress:
         transient=False,
         disable=not err.is_terminal,
     )
+
+
+MODE_HELP = "Sentiment model: fast (default), accurate, or rules (bulk backfills: no sentence encoder)."
+
+
+def _mode(mode: str) -> str:
+    from openear.enrich.sentiment import MODES
+
+    if mode not in MODES:
+        _fail(f"--mode: must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
 
 
 def _count_lines(path: Path) -> int | None:
@@ -141,43 +155,22 @@ def import_(
     country: Annotated[str | None, typer.Option("--country", help="Country hint, e.g. US, GB, ES.")] = None,
     lang: Annotated[str | None, typer.Option("--lang", help="Language hint, e.g. en, es.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    mode: Annotated[str, typer.Option("--mode", help=MODE_HELP)] = "fast",
     home: HomeOption = None,
 ) -> None:
     """Import posts from a file through the guard into the store. Importing the same file twice changes nothing."""
-    from openear.connectors import files
     from openear.pipeline import import_file
-    from openear.settings import SourceSpec
     from openear.store import open_store
 
     with _errors():
         settings = settings_mod.load(_home(ctx, home))
-        declared = settings.source(source)
-        if fmt is not None and fmt not in files.FORMATS:
-            _fail(f"--format: must be one of {', '.join(files.FORMATS)}, not {fmt!r}")
-        if visibility is not None and visibility not in ("public", "consented"):
-            _fail(f"--visibility: must be 'public' or 'consented', not {visibility!r} "
-                  "(openear never collects private or closed groups)")
-        if kind is not None and kind not in ("social", "news"):
-            _fail(f"--kind: must be 'social' or 'news', not {kind!r}")
-        if declared is None and visibility is None:
-            _fail(f"source {source!r} is not declared in {settings.config_path}; "
-                  "pass --visibility public or --visibility consented to declare it")
-        if declared is not None and visibility is not None and visibility != declared.visibility:
-            _fail(f"source {source!r} is declared {declared.visibility!r} in {settings.config_path}, "
-                  f"not {visibility!r}")
-        spec = SourceSpec(
-            name=source,
-            connector=declared.connector if declared else "files",
-            visibility=visibility or (declared.visibility if declared else "public"),
-            kind=kind or (declared.kind if declared else "social"),
-            country=country or (declared.country if declared else None),
-            lang=lang or (declared.lang if declared else None),
-        )
+        spec = _file_spec(settings, source, visibility, fmt, kind, country, lang)
         store = open_store(settings.database_url)
         total = _count_lines(file) if file.is_file() else None
         with _progress() as bar:
             task = bar.add_task(f"import {file.name}", total=total)
-            _, stats = import_file(settings, store, file, fmt, spec, progress=lambda n: bar.advance(task, n))
+            _, stats = import_file(settings, store, file, fmt, spec, progress=lambda n: bar.advance(task, n),
+                                   mode=_mode(mode))
         store.close()
     for line in stats.errors:
         err.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -187,6 +180,124 @@ def import_(
         console.print(stats_table(f"Imported {file}", {source: stats}))
     if stats.invalid:
         raise typer.Exit(1)
+
+
+def _file_spec(settings: settings_mod.Settings, source: str, visibility: str | None, fmt: str | None,
+               kind: str | None, country: str | None, lang: str | None):  # -> SourceSpec
+    """The source a file's items go to, from the options and its declaration (shared by import and backfill)."""
+    from openear.connectors import files
+    from openear.settings import SourceSpec
+
+    declared = settings.source(source)
+    if fmt is not None and fmt not in files.FORMATS:
+        _fail(f"--format: must be one of {', '.join(files.FORMATS)}, not {fmt!r}")
+    if visibility is not None and visibility not in ("public", "consented"):
+        _fail(f"--visibility: must be 'public' or 'consented', not {visibility!r} "
+              "(openear never collects private or closed groups)")
+    if kind is not None and kind not in ("social", "news"):
+        _fail(f"--kind: must be 'social' or 'news', not {kind!r}")
+    if declared is None and visibility is None:
+        _fail(f"source {source!r} is not declared in {settings.config_path}; "
+              "pass --visibility public or --visibility consented to declare it")
+    if declared is not None and visibility is not None and visibility != declared.visibility:
+        _fail(f"source {source!r} is declared {declared.visibility!r} in {settings.config_path}, "
+              f"not {visibility!r}")
+    spec = SourceSpec(
+        name=source,
+        connector=declared.connector if declared else "files",
+        visibility=visibility or (declared.visibility if declared else "public"),
+        kind=kind or (declared.kind if declared else "social"),
+        country=country or (declared.country if declared else None),
+        lang=lang or (declared.lang if declared else None),
+    )
+    return spec
+
+
+EngineOption = Annotated[
+    str, typer.Option("--engine", help="Where guard and enrichers run: local (this process) or ray (a Ray cluster).")
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option("--address", help="A running Ray cluster's address (default: start a private local one).",
+                 show_default=False),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", help="Ray workers, one CPU each (default: the cluster's CPUs).", show_default=False),
+]
+
+
+@app.command()
+def backfill(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The (large) file to import.", show_default=False)],
+    source: Annotated[str, typer.Option("--source", help="Source name the items belong to.")],
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    workers: WorkersOption = None,
+    visibility: Annotated[
+        str | None, typer.Option("--visibility", help="public or consented (required unless declared in config).")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl, csv, zeeschuimer or 4cat (default: from the file).")
+    ] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="social or news (default: social).")] = None,
+    country: Annotated[str | None, typer.Option("--country", help="Country hint, e.g. US, GB, ES.")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="Language hint, e.g. en, es.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="Sentiment model: fast (default) or rules (bulk).")] = "fast",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Items per batch (and per checkpoint).")] = 500,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore the checkpoint: start at the first line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Import a large file in batches, each committed with a checkpoint: a re-run resumes after the last one."""
+    from openear.backfill import backfill as run_backfill
+    from openear.distributed import BatchPipeline, make_engine
+    from openear.store import open_store
+    from openear.triage.feed import feeder
+
+    if batch_size < 1:
+        _fail("--batch-size: must be at least 1")
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        spec = _file_spec(settings, source, visibility, fmt, kind, country, lang)
+        if not file.is_file():
+            _fail(f"{file}: no such file")
+        store = open_store(settings.database_url)
+        eng = make_engine(settings, engine, address=address, workers=workers, mode=mode)
+        try:
+            with _progress() as bar:
+                task = bar.add_task(f"backfill {file.name}", total=_count_lines(file))
+                pipeline = BatchPipeline(store, eng, batch_size=batch_size, after_run=feeder(settings, store))
+                result = run_backfill(store, file, fmt, spec, pipeline,
+                                      restart=restart, progress=lambda n: bar.advance(task, n))
+        finally:
+            eng.close()
+            store.close()
+    stats = result.stats
+    for line in stats.errors:
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps({"source": source, "engine": engine, "skipped": result.skipped, **stats.as_dict()}))
+    else:
+        if result.skipped:
+            console.print(f"Resumed after {result.skipped} item(s) stored by an earlier run.", highlight=False)
+        console.print(stats_table(f"Backfilled {file} ({engine})", {source: stats}))
+    if stats.invalid:
+        raise typer.Exit(1)
+
+
+def _instant(spec: str) -> datetime:
+    """A date (time) as given (UTC unless it says otherwise), or an amount back from now (``30d``)."""
+    from datetime import UTC, datetime
+
+    from openear.store.queries import Period
+
+    try:
+        value = datetime.fromisoformat(spec.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return Period.parse_since(spec).since
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @app.command()
@@ -217,8 +328,8 @@ def report(
         settings = settings_mod.load(_home(ctx, home))
         try:
             period = Period.parse_since(since)
-            if until:
-                period = Period(period.since, Period.parse_since(until).since)
+            if until:  # a date in the future is fine: the period simply ends there
+                period = Period(period.since, _instant(until))
         except ValueError as exc:
             _fail(f"--since/--until: {exc}")
         store = open_store(settings.database_url)
@@ -258,6 +369,7 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes to serve from.")] = 1,
     home: HomeOption = None,
 ) -> None:
     """Serve the dashboard (login required; /transparency is public)."""
@@ -269,7 +381,7 @@ def serve(
 
         open_store(settings.database_url).close()
         console.print(f"Serving openear on [bold]http://{host}:{port}/[/]  (Ctrl+C to stop)")
-        run_server(settings, host=host, port=port)
+        run_server(settings, host=host, port=port, workers=workers)
 
 
 @app.command()
@@ -380,23 +492,31 @@ def collect(
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="One pass of each source, then exit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    mode: Annotated[str, typer.Option("--mode", help=MODE_HELP)] = "fast",
     home: HomeOption = None,
 ) -> None:
     """Collect from live sources (reddit, mastodon, bluesky, x, rss) through the guard into the store."""
-    _collect(ctx, home, source or [], once=once, as_json=as_json)
+    _collect(ctx, home, source or [], once=once, as_json=as_json, mode=_mode(mode))
 
 
 @app.command()
 def run(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    workers: WorkersOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Run every live source on its interval until SIGTERM or Ctrl+C (a failing source never blocks the others)."""
-    _collect(ctx, home, [], once=False, as_json=as_json)
+    """Run every live source on its interval, and the scheduled jobs (reports, escalations, spike alerts, purge),
+    until SIGTERM or Ctrl+C (a failing source or job never blocks the others)."""
+    _collect(ctx, home, [], once=False, as_json=as_json, engine=engine, address=address, workers=workers,
+             schedule=True)
 
 
-def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: bool, as_json: bool) -> None:
+def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: bool, as_json: bool,
+             engine: str = "local", address: str | None = None, workers: int | None = None,
+             mode: str | None = None, schedule: bool = False) -> None:
     import signal
     import threading
 
@@ -406,10 +526,22 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
     with _errors():
         settings = settings_mod.load(_home(ctx, home))
         specs = live_sources(settings, names)
-        if not specs:
+        if not specs and not schedule:
             _fail(f"no live sources declared in {settings.config_path} (add [[sources]] with a connector: "
                   "reddit, mastodon, bluesky, x or rss)")
         store = open_store(settings.database_url)
+        factory = eng = None
+        if engine != "local" or address:  # guard and enrichers on Ray workers, shared by every source (issue 7)
+            from openear.distributed import make_engine, pipeline_factory
+            from openear.triage.feed import feeder
+
+            eng = make_engine(settings, engine, address=address, workers=workers, mode=mode)
+            factory = pipeline_factory(store, eng, feeder(settings, store))
+        if factory is None and mode is not None:  # the sentiment mode of each source's pipeline (issue 8)
+            from openear.pipeline import Pipeline
+
+            def factory(batch_size: int) -> Pipeline:
+                return Pipeline.for_settings(settings, store, batch_size=batch_size, mode=mode)
         with _progress() as bar:
             tasks = {s.name: bar.add_task(f"collect {s.name}", total=None) for s in specs}
 
@@ -418,7 +550,7 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
                     err.print(f"[yellow]{r.source}: {r.state}:[/] {r.error}", highlight=False, soft_wrap=True)
 
             collector = Collector(settings, store, specs, once=once, on_result=on_result,
-                                  progress=lambda name, n: bar.advance(tasks[name], n))
+                                  progress=lambda name, n: bar.advance(tasks[name], n), pipeline_factory=factory)
             stopping = {"n": 0}
 
             def on_signal(signum: int, _frame: object) -> None:
@@ -431,11 +563,22 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     previous[sig] = signal.signal(sig, on_signal)
+            jobs = None
+            if schedule:  # the scheduled jobs (issue 5) run beside the sources and stop with them
+                from openear.scheduler import Scheduler
+
+                jobs = threading.Thread(target=Scheduler(settings, store).serve, args=(collector.stop_event,),
+                                        name="scheduler", daemon=True)
+                jobs.start()
             try:
                 totals = collector.run()
+                while jobs is not None and jobs.is_alive():
+                    jobs.join(0.5)
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+                if eng is not None:
+                    eng.close()
         store.close()
     if as_json:
         print(json.dumps({name: {**r.stats.as_dict(), "deleted": r.deleted, "skipped": r.skipped,
@@ -449,6 +592,8 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
                 extra.append(f"[bold red]{r.state}[/]: {r.error}")
             if extra:
                 console.print(f"{name}: " + "; ".join(extra), highlight=False)
+    if collector.fatal:  # e.g. the database's disk is full: every source stopped after its last whole batch
+        _fail(collector.fatal, 1)
     if any(r.error for r in totals.values()):
         raise typer.Exit(1)
 
@@ -477,23 +622,34 @@ def users_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input (one line).")
     ] = False,
+    team: Annotated[
+        list[str] | None,
+        typer.Option("--team", help="An owner's team (repeat for more); from the triage config.", show_default=False),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Add a user. Without --password-stdin a password is generated and printed once."""
     from openear import audit
-    from openear.web import auth
+    from openear.web import auth, membership
 
+    teams = [t for t in team or [] if t.strip()]
+    if teams and role != "owner":
+        _fail(f"--team: only owners belong to teams, not {role}s")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         generated = False
     else:
         password, generated = auth.generate_password(), True
     with _errors():
+        known = membership.known_teams(settings_mod.load(_home(ctx, home))) if teams else []
         store = _open(ctx, home)
         try:
             with audit.transaction(store) as conn:
                 auth.create_user(conn, name, password, role)
                 audit.record(conn, "cli", "user.add", f"user:{name.strip()}", {"role": role})
+                if teams:
+                    _, after = membership.set_user_teams(conn, name, teams, known)
+                    audit.record(conn, "cli", "user.teams", f"user:{name.strip()}", {"from": [], "to": after})
         except ValueError as exc:
             _fail(str(exc))
         except Exception as exc:  # the unique username
@@ -503,6 +659,13 @@ def users_add(
         finally:
             store.close()
     console.print(f"User [bold]{name.strip()}[/] added with role [bold]{role}[/].", highlight=False)
+    if teams:
+        console.print(f"Teams: {', '.join(sorted(set(teams)))}", highlight=False)
+    elif role == "owner":
+        console.print(
+            f"{name.strip()} belongs to no team yet and sees no cases: openear users teams {name.strip()} --set TEAM",
+            highlight=False,
+        )
     if generated:
         console.print(f"One-time password (shown only now): [bold]{password}[/]", highlight=False)
 
@@ -513,20 +676,69 @@ def users_list(ctx: typer.Context, home: HomeOption = None) -> None:
     from sqlalchemy import select
 
     from openear.store.schema import users
+    from openear.web.membership import teams_by_user
 
     with _errors():
         store = _open(ctx, home)
         with store.connect() as conn:
             rows = conn.execute(
-                select(users.c.username, users.c.role, users.c.disabled, users.c.created_at).order_by(users.c.username)
+                select(users.c.id, users.c.username, users.c.role, users.c.disabled, users.c.created_at).order_by(
+                    users.c.username
+                )
             ).all()
+            teams = teams_by_user(conn)
         store.close()
     table = Table(title="Users", title_justify="left")
-    for col in ("user", "role", "status", "created (UTC)"):
+    for col in ("user", "role", "status", "created (UTC)", "teams"):
         table.add_column(col, no_wrap=True)
     for r in rows:
-        table.add_row(r.username, r.role, "disabled" if r.disabled else "active", f"{r.created_at:%Y-%m-%d %H:%M}")
+        table.add_row(
+            r.username, r.role, "disabled" if r.disabled else "active", f"{r.created_at:%Y-%m-%d %H:%M}",
+            ", ".join(teams.get(r.id, [])) if r.role == "owner" else "",
+        )
     console.print(table)
+
+
+@users_app.command("teams")
+def users_teams(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Username.", show_default=False)],
+    set_: Annotated[
+        str | None,
+        typer.Option("--set", help="Comma-separated teams to belong to (replaces the old ones; '' for none).",
+                     show_default=False),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Show an owner's teams, or set them with --set (teams from [[teams]] or the taxonomy's owners)."""
+    from sqlalchemy import select
+
+    from openear import audit
+    from openear.store.schema import users
+    from openear.web import membership
+
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        store = _open(ctx, home)
+        try:
+            if set_ is None:
+                with store.connect() as conn:
+                    uid = conn.execute(select(users.c.id).where(users.c.username == name.strip())).scalar()
+                    now = sorted(membership.user_teams_of(conn, uid)) if uid is not None else None
+                if now is None:
+                    _fail(f"no user {name!r}")
+                console.print(f"{name.strip()}: {', '.join(now or []) or '(no team)'}", highlight=False)
+                return
+            known = membership.known_teams(settings)
+            with audit.transaction(store) as conn:
+                before, after = membership.set_user_teams(conn, name, membership.parse_teams(set_), known)
+                if before != after:
+                    audit.record(conn, "cli", "user.teams", f"user:{name.strip()}", {"from": before, "to": after})
+        except ValueError as exc:
+            _fail(str(exc))
+        finally:
+            store.close()
+    console.print(f"{name.strip()}: {', '.join(after) or '(no team)'}", highlight=False)
 
 
 @users_app.command("disable")
@@ -685,6 +897,199 @@ def eval_(
         console.print(format_table(result))
         console.print(f"sentiment: {model} (mode {mode})")
 
+
+# -- analyst-trained categories, re-enrichment, emerging topics (issue 8) ------------------------------------------
+@app.command("train")
+def train_(
+    ctx: typer.Context,
+    from_file: Annotated[
+        Path | None, typer.Option("--from", help="Labelled JSON Lines (openear eval format) instead of the store's "
+                                                 "analyst overrides.", show_default=False)
+    ] = None,
+    features: Annotated[
+        str, typer.Option("--features", help="embeddings (sentence encoder), tfidf (n-grams; usable in --mode "
+                                             "rules) or both.")
+    ] = "embeddings",
+    yes: Annotated[bool, typer.Option("--yes", help="Activate the new model without asking.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Measure only: save and activate nothing.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the saved models and exit.")] = False,
+    activate_: Annotated[
+        str | None, typer.Option("--activate", help="Make this saved version active (rollback), e.g. 2 or v2.",
+                                 show_default=False)
+    ] = None,
+    deactivate: Annotated[bool, typer.Option("--deactivate", help="No trained model: the rules alone.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with --list, or the measured figures).")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Fit a category model from >= 10 labelled examples per class; show cross-validated figures; activate on yes."""
+    from openear import train as tr
+
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        store = _open(ctx, home)
+        try:
+            if list_:
+                with store.connect() as conn:
+                    rows = tr.list_models(conn)
+                _print_models(rows, as_json)
+                return
+            if activate_ is not None or deactivate:
+                version = None if deactivate else tr.parse_version(activate_ or "")
+                tr.activate(store, version, "cli")
+                console.print(f"Model v{version} is active; run 'openear reenrich --since ...' to relabel stored posts."
+                              if version is not None else "No trained model is active: the taxonomy rules alone.")
+                return
+            from openear.enrich.classify import Classifier
+
+            classifier = Classifier.load(settings.taxonomy_path if settings.taxonomy_path.exists() else None)
+            known = set(classifier.topical)
+            if from_file is not None:
+                examples, source = tr.examples_from_file(from_file, known), str(from_file)
+            else:
+                with store.connect() as conn:
+                    examples, source = tr.examples_from_store(conn, known), "store"
+            with store.connect() as conn:
+                version = tr.next_version(conn)
+            try:
+                result = tr.train(examples, version=version, features=features, data_source=source,
+                                  classifier=classifier)
+            except tr.TooFewExamples as exc:
+                _fail(f"train: {exc}")
+            if as_json:
+                print(json.dumps(tr.describe(result)))
+            else:
+                console.print(tr.metrics_table(result))
+                console.print(tr.confusion_table(result))
+                console.print(f"{result.examples} examples, {len(result.classes)} classes, features "
+                              f"{result.model.features}, {result.seconds:.1f} s.", highlight=False)
+            if dry_run:
+                console.print("Dry run: nothing saved.")
+                return
+            version = tr.save(store, settings.home, result, "cli")
+            try:
+                confirmed = yes or typer.confirm(f"Activate model v{version}?", default=False, err=True)
+            except typer.Abort:
+                confirmed = False
+            if confirmed:
+                tr.activate(store, version, "cli")
+                console.print(f"Model v{version} saved and active (labels by trained@v{version}); run "
+                              "'openear reenrich --since ...' to relabel stored posts.")
+            else:
+                console.print(f"Model v{version} saved, not active ('openear train --activate {version}' later).")
+        finally:
+            store.close()
+
+
+def _print_models(rows: list[dict], as_json: bool) -> None:
+    from openear.train import when
+
+    if as_json:
+        print(json.dumps(_jsonable(rows)))
+        return
+    table = Table(title="Category models", title_justify="left")
+    for col in ("version", "active", "created (UTC)", "examples", "classes", "CV macro F1", "data"):
+        table.add_column(col, no_wrap=col != "classes")
+    for r in rows:
+        table.add_row(f"v{r['version']}", "yes" if r["active"] else "", when(r["created_at"]), str(r["n_examples"]),
+                      ", ".join(r["classes"]), f"{r['macro_f1']:.3f}", f"{r['data_source']} {r['data_hash'][:12]}")
+    console.print(table)
+    if not rows:
+        console.print("No model yet: 'openear train' fits one from the analysts' label overrides.")
+
+
+@app.command()
+def reenrich(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option("--since", help="Posts created from: 30d, 12h or a date (YYYY-MM-DD).")],
+    until: Annotated[str | None, typer.Option("--until", help="Up to this date (exclusive); default now.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="Sentiment model: fast (default) or rules.")] = "fast",
+    only: Annotated[str, typer.Option("--only", help="categories, sentiment or all.")] = "all",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Posts per committed batch.", min=1)] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Relabel stored posts with the current enrichers (analyst overrides untouched); resumes after Ctrl+C."""
+
+    from openear import audit
+    from openear.reenrich import ONLY
+    from openear.reenrich import reenrich as run_reenrich
+
+    if only not in ONLY:
+        _fail(f"--only: must be one of {', '.join(ONLY)}, not {only!r}")
+    _mode(mode)
+    try:
+        start = _instant(since)
+        end = _instant(until) if until else None
+        if end is not None and end <= start:
+            raise ValueError("--until must be after --since")
+    except ValueError as exc:
+        _fail(f"--since/--until: {exc}")
+    with _errors():
+        settings = settings_mod.load(_home(ctx, home))
+        store = _open(ctx, home)
+        try:
+            with _progress() as bar:
+                task = bar.add_task("reenrich", total=None)
+                result = run_reenrich(store, settings, since=start, until=end, since_spec=since,
+                                      until_spec=until, mode=mode, only=only, batch_size=batch_size,
+                                      on_total=lambda n: bar.update(task, total=n),
+                                      progress=lambda n: bar.advance(task, n))
+            audit.log(store, "cli", "reenrich", target=f"since {since}", detail=result.as_dict())
+        finally:
+            store.close()
+    if as_json:
+        print(json.dumps(result.as_dict()))
+        return
+    if result.resumed_after is not None:
+        console.print(f"Resumed an interrupted run after post {result.resumed_after}.", highlight=False)
+    console.print(f"Re-enriched {result.scanned} posts with {', '.join(result.enrichers)}", highlight=False)
+    table = Table(title="Labels replaced", title_justify="left")
+    table.add_column("label")
+    table.add_column("posts changed", justify="right")
+    for name, n in result.changed.items():
+        table.add_row(name, str(n))
+    console.print(table)
+    console.print(f"{result.posts_changed} posts changed; analyst overrides untouched.", highlight=False)
+
+
+@app.command("topics")
+def topics_(
+    ctx: typer.Context,
+    day: Annotated[str | None, typer.Option("--day", help="The window's last day (YYYY-MM-DD); default today UTC.",
+                                            show_default=False)] = None,
+    window: Annotated[int, typer.Option("--window", help="Days per window (compared with the window before).",
+                                        min=1)] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Find (and store) the day's emerging topics among posts no category explains; print them."""
+    from openear import audit
+    from openear.topics import emerging_topics, parse_day, topics_for_day
+
+    with _errors():
+        store = _open(ctx, home)
+        try:
+            try:
+                found = emerging_topics(store, day, window_days=window)
+            except ValueError as exc:
+                _fail(str(exc))
+            shown = topics_for_day(store, parse_day(day))
+            audit.log(store, "cli", "topics.view", target=parse_day(day).isoformat(), detail=f"{len(found)} topics")
+        finally:
+            store.close()
+    if as_json:
+        print(json.dumps(shown, ensure_ascii=False))
+        return
+    if not shown:
+        console.print(f"No emerging topic in the {window} days to {parse_day(day)}.")
+        return
+    table = Table(title=f"Emerging topics, {window} days to {parse_day(day)}", title_justify="left")
+    for col in ("#", "terms", "posts", "before", "representative posts"):
+        table.add_column(col, overflow="fold")
+    for t in shown:
+        samples = "\n".join(f"[{p['id']}] {p['text'][:120]}" for p in t["posts"])
+        table.add_row(str(t["rank"]), ", ".join(t["terms"]), str(t["n_posts"]), str(t["n_previous"]), samples)
+    console.print(table, highlight=False)
 
 # -- cases and alerts (issue 5) ---------------------------------------------------------------------------------
 cases_app = typer.Typer(
@@ -898,6 +1303,60 @@ def alerts_ack(
     if not ok:
         _fail(f"alert {alert_id}: no such alert")
     console.print(f"Alert {alert_id} {'closed' if close else 'acknowledged'}")
+
+
+# -- scheduled jobs (issue 5) -----------------------------------------------------------------------------------
+schedule_app = typer.Typer(help="The scheduled jobs that 'openear run' runs: reports, escalations, alerts, purge.",
+                           no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("list")
+def schedule_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every job: when it last ran and when it is next due."""
+    from openear.scheduler import Scheduler
+
+    with _triage_store(ctx) as (settings, _c, store):
+        rows = Scheduler(settings, store).status()
+    if as_json:
+        print(json.dumps(_jsonable(rows), ensure_ascii=False))
+        return
+    table = Table(title="Scheduled jobs", title_justify="left")
+    for col in ("job", "last run (UTC)", "next due (UTC)", "last result"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        last = f"{r['last_run_at']:%Y-%m-%d %H:%M}" if r["last_run_at"] else "never"
+        result = f"failed: {r['last_error']}" if r["last_error"] else (r["last_result"] or "")
+        table.add_row(r["name"], last, f"{r['next_due']:%Y-%m-%d %H:%M}", result)
+    console.print(table)
+
+
+@schedule_app.command("run")
+def schedule_run(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run every job that is due now, then exit.")] = False,
+) -> None:
+    """Run the scheduled jobs when due, without the collectors (with --once: what is due now, then exit)."""
+    import signal
+    import threading
+
+    from openear.scheduler import Scheduler
+
+    with _triage_store(ctx) as (settings, _c, store):
+        sched = Scheduler(settings, store)
+        if not once:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            sched.serve(stop)
+            return
+        done = sched.run_due()
+    for r in done:
+        console.print(f"{r.name}: {'ok' if r.ok else '[bold red]failed[/]'}: {r.summary}", highlight=False)
+    if not done:
+        console.print("No job was due.")
+    if any(not r.ok for r in done):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

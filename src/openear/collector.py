@@ -1,8 +1,8 @@
 """The collector: runs live sources through the pipeline, once or on their intervals.
 
 :func:`collect_source` does one pass of one source: read its cursor, stream the connector's items through the
-pipeline (guard, enrichers, store; the cursor commits with its batch), delete what the source deleted, re-check
-recent posts for deletion (Reddit), and record the source's health in ``source_status``. A source that fails
+pipeline (guard, enrichers, store; the cursor commits with its batch, and so do the deletions the stream reports),
+re-check recent posts for deletion (Reddit), and record the source's health in ``source_status``. A source that fails
 ``DEGRADED_AFTER`` times in a row is marked degraded until a pass succeeds.
 
 :class:`Collector` runs many sources, each in its own thread with its own pipeline, so one failing or hanging
@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from openear.connectors.base import Connector, Deleted, Item, make_connector
 from openear.connectors.http import Stopped
@@ -38,6 +39,8 @@ DEGRADED_AFTER = 3
 RECHECK_WINDOW = timedelta(days=7)
 RECHECK_MAX = 500
 MAX_BACKOFF_FACTOR = 8
+DB_FIRST_WAIT = 0.5  # seconds before the first retry when the database is unavailable, doubling up to DB_MAX_WAIT
+DB_MAX_WAIT = 30.0
 
 Progress = Callable[[str, int], None]  # (source name, items just processed)
 
@@ -71,14 +74,11 @@ def live_sources(settings: Settings, names: Iterable[str] = ()) -> list[SourceSp
     return [s for s in settings.sources if s.connector != "files" and (not names or s.name in names)]
 
 
-def _stream(items: Iterator[Item], deleted: list[str], stop: threading.Event | None,
-            result: SourceResult) -> Iterator[RawItem | InvalidItem | CursorMark]:
-    """The connector's items for the pipeline: deletions set aside, ended cleanly when asked to stop."""
+def _stream(items: Iterator[Item], stop: threading.Event | None,
+            result: SourceResult) -> Iterator[RawItem | InvalidItem | CursorMark | Deleted]:
+    """The connector's items for the pipeline, ended cleanly when asked to stop."""
     try:
         for item in items:
-            if isinstance(item, Deleted):
-                deleted.append(item.external_id)
-                continue
             yield item
             if stop is not None and stop.is_set():
                 result.stopped = True
@@ -106,11 +106,14 @@ def collect_source(
             connector = make_connector(spec, env=env, stop=stop)
         if pipeline is None:
             pipeline = Pipeline.for_settings(settings, store, batch_size=_batch_size(spec))
-        deleted: list[str] = []
-        items = _stream(connector.fetch(store.get_cursor(spec.name)), deleted, stop, result)
+        items = _stream(connector.fetch(store.get_cursor(spec.name)), stop, result)
         report = (lambda n: progress(spec.name, n)) if progress else None
-        _, result.stats = pipeline.run(spec, items, connector.normalise, kind="collect", progress=report)
-        result.deleted = store.delete_posts(spec.name, deleted)
+
+        def count_deleted(n: int) -> None:
+            result.deleted += n
+
+        _, result.stats = pipeline.run(spec, items, connector.normalise, kind="collect", progress=report,
+                                       on_deleted=count_deleted)
         if not result.stopped:
             gone = list(connector.recheck(_recent_ids(store, spec.name)))
             result.deleted += store.delete_posts(spec.name, gone)
@@ -121,6 +124,8 @@ def collect_source(
     except OpenearError as exc:
         result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result.skipped = dict(connector.skipped) if connector else {}
+    except (OperationalError, InterfaceError):  # the database's fault, not the source's: Collector waits or stops
+        raise
     except Exception as exc:  # a bug in one connector must not stop the others
         log.error("source %s: %s", spec.name, traceback.format_exc())
         result.error = f"internal error: {type(exc).__name__}: {exc}"[:500]
@@ -131,6 +136,18 @@ def collect_source(
         result.error = connector.client.redact(result.error)
     result.state = record_status(store, result)
     return result
+
+
+def storage_full(exc: BaseException) -> str | None:
+    """A one-line problem if ``exc`` says the database's disk is full (or failing), else ``None``."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split())
+    low = text.lower()
+    if getattr(orig, "sqlstate", None) == "53100" or "disk is full" in low or "no space left" in low:
+        return f"database: disk full ({text[:200]}); free space, then run again: nothing stored is lost"
+    if "disk i/o error" in low:
+        return f"database: disk I/O error ({text[:200]}); check the disk (full?), then run again"
+    return None
 
 
 def _batch_size(spec: SourceSpec) -> int:
@@ -209,8 +226,11 @@ class Collector:
         env: Mapping[str, str] | None = None,
         progress: Progress | None = None,
         on_result: Callable[[SourceResult], None] | None = None,
+        pipeline_factory: Callable[[int], Pipeline] | None = None,
     ) -> None:
         self.settings = settings
+        self.pipeline_factory = pipeline_factory  # batch size -> pipeline (the Ray engine's); default: in-process
+        self.fatal: str | None = None  # why every source stopped (the database's disk is full)
         self.store = store
         self.specs = list(specs)
         self.once = once
@@ -231,28 +251,49 @@ class Collector:
     def _interval(self, spec: SourceSpec) -> float:
         from openear.connectors.base import parse_interval
 
-        return parse_interval(spec.options.get("interval"), f"source {spec.name!r}: interval")
+        # A streaming (Jetstream) pass ends after max_seconds/max_events or when idle: the next one follows at once.
+        default = 1.0 if spec.options.get("jetstream") is True else None
+        return parse_interval(spec.options.get("interval", default), f"source {spec.name!r}: interval")
 
     def _worker(self, spec: SourceSpec) -> None:
         pipeline: Pipeline | None = None
+        outages = 0
         while not self.stop_event.is_set():
-            if pipeline is None:
-                try:
-                    pipeline = Pipeline.for_settings(self.settings, self.store, batch_size=_batch_size(spec))
-                except OpenearError as exc:
-                    result = SourceResult(spec.name, error=str(exc))
-                    result.state = record_status(self.store, result)
-                    self._add(result)
+            try:
+                if pipeline is None:
+                    try:
+                        pipeline = (self.pipeline_factory(_batch_size(spec)) if self.pipeline_factory
+                                    else Pipeline.for_settings(self.settings, self.store, batch_size=_batch_size(spec)))
+                    except OpenearError as exc:
+                        result = SourceResult(spec.name, error=str(exc))
+                        result.state = record_status(self.store, result)
+                        self._add(result)
+                        return
+                result = collect_source(self.settings, self.store, spec, pipeline=pipeline, env=self.env,
+                                        stop=self.stop_event, progress=self.progress)
+                self._add(result)
+                if self.once or result.stopped:
                     return
-            result = collect_source(self.settings, self.store, spec, pipeline=pipeline, env=self.env,
-                                    stop=self.stop_event, progress=self.progress)
-            self._add(result)
-            if self.once or result.stopped:
-                return
-            interval = self._interval(spec)
-            if not result.ok:  # back off a failing source: 2, 4, 8 intervals (at most MAX_BACKOFF_FACTOR)
-                failures = max(1, self._failures(spec.name))
-                interval *= min(MAX_BACKOFF_FACTOR, 2 ** min(failures, 3))
+                interval = self._interval(spec)
+                if not result.ok:  # back off a failing source: 2, 4, 8 intervals (at most MAX_BACKOFF_FACTOR)
+                    failures = max(1, self._failures(spec.name))
+                    interval *= min(MAX_BACKOFF_FACTOR, 2 ** min(failures, 3))
+                outages = 0
+            except (OperationalError, InterfaceError) as exc:
+                problem = storage_full(exc)
+                if problem is not None:  # waiting will not free the disk: stop every source, say why
+                    log.error("source %s: %s; stopping", spec.name, problem)
+                    with self._lock:
+                        self.fatal = self.fatal or problem
+                    self.stop()
+                    return
+                # The database is down or restarting: nothing of the pass in hand was committed past its last
+                # batch, so the next pass resumes from the saved cursor. The pipeline is rebuilt from the store.
+                interval = min(DB_MAX_WAIT, DB_FIRST_WAIT * 2**outages)
+                outages += 1
+                log.warning("source %s: database unavailable (%s); retrying in %.1fs", spec.name,
+                            str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200] if str(exc) else "", interval)
+                pipeline = None
             self.stop_event.wait(interval)
 
     def _failures(self, name: str) -> int:

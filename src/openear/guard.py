@@ -15,6 +15,7 @@ This module is the only place that builds a :class:`GuardedPost`. It is not a pl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -23,6 +24,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from openear import models
@@ -36,6 +38,7 @@ if not models._SEAL:
 else:  # pragma: no cover - re-import of this module (importlib.reload)
     _TOKEN = models._SEAL[0]
 
+SHIPPED_FIELDS = tuple(f.name for f in dataclasses.fields(GuardedPost) if f.name != "seal")
 PSEUDONYM_HEX = 20  # 80 bits of the HMAC: no collisions at any realistic scale, not reversible
 
 # --------------------------------------------------------------------------------------------------------------
@@ -353,6 +356,21 @@ class Guard:
 
     def __repr__(self) -> str:
         return "Guard(key=***)"
+
+    def ship(self, post: GuardedPost) -> tuple[tuple[Any, ...], bytes]:
+        """A guarded post as plain fields and a MAC under the key, to cross a process boundary (Ray workers)."""
+        fields = tuple(getattr(post, f) for f in SHIPPED_FIELDS)
+        return fields, self._mac(fields)
+
+    def receive(self, fields: tuple[Any, ...], mac: bytes) -> GuardedPost:
+        """The guarded post :meth:`ship` sent, sealed again only if its MAC verifies under this guard's key: a
+        worker's guard built it, and nothing changed it on the way."""
+        if not hmac.compare_digest(self._mac(fields), mac):
+            raise ValueError("a shipped guarded post failed its MAC check: not built by a guard with this key")
+        return GuardedPost(*fields, seal=_TOKEN)
+
+    def _mac(self, fields: tuple[Any, ...]) -> bytes:
+        return hmac.new(self._key, b"ship:" + repr(fields).encode(), hashlib.sha256).digest()
 
     def item_digest(self, source: str, external_id: str) -> str:
         """A keyed digest of an item's identity, so a re-delivered rejected item is counted once."""

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from openear import charts
 from openear.store import queries
 from openear.store.queries import Period
+from openear.topics import topics_for_report
 
 __all__ = [
     "FORMATS",
@@ -75,6 +76,7 @@ class Report:
     media: list[dict[str, Any]]
     guard: dict[str, Any]
     days: list[str] = field(default_factory=list)  # the days the volume chart and table cover
+    topics: list[dict[str, Any]] = field(default_factory=list)  # emerging topics (openear.topics), latest day
 
     @property
     def retention(self) -> str:
@@ -116,6 +118,7 @@ def build_report(
         media=queries.media_coverage(conn, period, limit=media),
         guard=queries.guard_summary(conn, period),
         days=days,
+        topics=topics_for_report(conn, period),
     )
 
 
@@ -307,6 +310,15 @@ def render_markdown(report: Report) -> str:
         )
     else:
         lines.append("No post was repeated in this period.")
+    lines += ["", "## Emerging topics", ""]
+    if report.topics:
+        lines += _md_table(
+            ["terms", "posts", "before", "representative posts"],
+            [[", ".join(t["terms"]), t["n_posts"], t["n_previous"], " / ".join(p["text"] for p in t["posts"])]
+             for t in report.topics],
+        )
+    else:
+        lines.append("No new theme was found in this period.")
     lines += ["", "## Media coverage", ""]
     if report.media:
         lines += _md_table(

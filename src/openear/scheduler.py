@@ -4,27 +4,51 @@ Each is the organisation's report for the period (:mod:`openear.reports`) with a
 alerts added: a team's own cases and the alerts on its categories; for management, every case and alert. Files go
 to ``<home>/reports/archive/<kind>/`` and are listed in ``report_archive``; a period already archived is not
 written again. Each report is then sent through the audience's channels, with the PDF attached.
+
+:class:`Scheduler` runs the jobs of ``openear run`` (and ``openear schedule run``) when they are due: the
+escalation sweep every 15 minutes, spike alerts every hour, the daily reports at 01:00 UTC, the weekly reports on
+Mondays at 01:30 UTC and the retention purge at 03:00 UTC. Each job's last run is kept in the ``jobs`` table.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from openear import charts, reports
+from openear.store import queries
 from openear.store.queries import Period
 from openear.store.schema import alerts as alerts_table
-from openear.store.schema import report_archive
+from openear.store.schema import jobs as jobs_table
+from openear.store.schema import posts, report_archive
 from openear.triage.config import Team, TriageConfig
 
-__all__ = ["KINDS", "ArchivedReport", "archive_dir", "due_period", "list_archive", "run_scheduled", "write_archived"]
+__all__ = [
+    "JOBS",
+    "KINDS",
+    "ArchivedReport",
+    "Job",
+    "JobRun",
+    "Scheduler",
+    "archive_dir",
+    "due_period",
+    "list_archive",
+    "run_scheduled",
+    "write_archived",
+]
+
+log = logging.getLogger("openear.scheduler")
 
 KINDS = ("daily", "weekly")
 SECTION_MARK = '<section id="guard">'
@@ -92,6 +116,12 @@ def triage_section(conn: Connection, cfg: TriageConfig, period: Period, team: Te
     by_status: dict[str, int] = {}
     for c in open_cases:
         by_status[c["status"]] = by_status.get(c["status"], 0) + 1
+    media_days = period.days
+    news = _media_per_day(conn, since, until, cats)
+    media_chart = charts.volume_chart(
+        media_days, {"media_coverage": [news.get(d, 0) for d in media_days]}, title="Media coverage: news items per day"
+    )
+    alerts_chart = charts.alerts_chart(list(reversed(alert_rows)))
     chart = (
         charts.split_chart(
             {k: by_status[k] for k in ("new", "investigating", "escalated") if k in by_status},
@@ -103,14 +133,65 @@ def triage_section(conn: Connection, cfg: TriageConfig, period: Period, team: Te
         else None
     )
     env = reports._environment()
-    return env.get_template("triage_section.html").render(
+    return env.get_template(
+        "triage_section.html"
+    ).render(
         audience=team.name,
         management=cfg.management,
-        t={"open": len(open_cases), "escalated": by_status.get("escalated", 0), "opened": opened,
-           "alerts": len(alert_rows)},
+        t={
+            "open": len(open_cases),
+            "escalated": by_status.get("escalated", 0),
+            "opened": opened,
+            "alerts": len(alert_rows),
+        },
         chart=Markup(chart) if chart else None,  # drawn by openear.charts; labels XML-escaped
+        alerts_chart=Markup(alerts_chart) if alerts_chart else None,
+        media_chart=Markup(media_chart) if media_chart else None,
         open_cases=open_cases[:40],
         alerts=alert_rows[:40],
+    )
+
+
+def _media_per_day(conn: Connection, since: datetime, until: datetime, cats: list[str] | None) -> dict[str, int]:
+    """News items (``kind`` news: media coverage) per UTC day, of the audience's categories."""
+    day = queries.day_bucket(conn, posts.c.created_at)
+    cond = and_(posts.c.kind == "news", posts.c.created_at >= since, posts.c.created_at < until)
+    if cats is not None:
+        cond = and_(cond, posts.c.category.in_(cats))
+    return {str(d): int(n) for d, n in conn.execute(select(day, func.count()).where(cond).group_by(day))}
+
+
+def team_report(conn: Connection, rep: reports.Report, cats: list[str], period: Period) -> reports.Report:
+    """The organisation's report narrowed to a team's categories: volume, categories, splits, repeated stories
+    and media. The guard's counts stay the organisation's (the guard counts per source and day, not category)."""
+    since, until = _naive(period.since), _naive(period.until)
+    inside = and_(posts.c.category.in_(cats), posts.c.created_at >= since, posts.c.created_at < until)
+
+    def split(col: Any) -> dict[str, int]:
+        rows = conn.execute(select(col, func.count()).where(inside).group_by(col)).all()
+        return dict(sorted(((k or "unknown", int(n)) for k, n in rows), key=lambda kv: (-kv[1], kv[0])))
+
+    kinds = split(posts.c.kind)
+    sources = split(posts.c.source)
+    stories = [c for c in queries.top_clusters(conn, period, limit=200) if c["category"] in cats]
+    return replace(
+        rep,
+        totals={
+            **rep.totals,
+            "posts": sum(kinds.values()),
+            "news": kinds.get("news", 0),
+            "social": kinds.get("social", 0),
+            "sources": len(sources),
+            "clusters": len(stories),
+        },
+        volume=[v for v in rep.volume if v[1] in cats],
+        categories={k: n for k, n in rep.categories.items() if k in cats},
+        sentiment=split(posts.c.sentiment),
+        languages=split(posts.c.lang),
+        sources=sources,
+        clusters=stories[:10],
+        media=[m for m in rep.media if m["category"] in cats],
+        topics=[],
     )
 
 
@@ -140,6 +221,9 @@ def write_archived(
     t = _naive(now)
     with store.connect() as conn:
         rep = report or reports.build_report(conn, period, settings_like=settings, now=now)
+        cats = _audience_filter(cfg, team)[1]
+        if cats is not None:  # a team sees its own categories only
+            rep = team_report(conn, rep, cats, period)
         html = compose_html(rep, triage_section(conn, cfg, period, team), team.name)
     folder = archive_dir(settings.home) / kind
     folder.mkdir(parents=True, exist_ok=True)
@@ -159,23 +243,41 @@ def write_archived(
         with store.begin() as conn:
             conn.execute(
                 delete(report_archive).where(
-                    report_archive.c.kind == kind, report_archive.c.audience == team.name,
-                    report_archive.c.period_since == since, report_archive.c.format == fmt,
+                    report_archive.c.kind == kind,
+                    report_archive.c.audience == team.name,
+                    report_archive.c.period_since == since,
+                    report_archive.c.format == fmt,
                 )
             )
-            ids.append(int(conn.execute(insert(report_archive).values(
-                kind=kind, audience=team.name, period_since=since, period_until=until, format=fmt,
-                path=str(path.relative_to(archive_dir(settings.home))), created_at=t,
-            )).inserted_primary_key[0]))
+            ids.append(
+                int(
+                    conn.execute(
+                        insert(report_archive).values(
+                            kind=kind,
+                            audience=team.name,
+                            period_since=since,
+                            period_until=until,
+                            format=fmt,
+                            path=str(path.relative_to(archive_dir(settings.home))),
+                            created_at=t,
+                        )
+                    ).inserted_primary_key[0]
+                )
+            )
     return ArchivedReport(ids[0] if ids else 0, kind, team.name, period, paths)
 
 
 def _archived(conn: Connection, kind: str, audience: str, since: datetime) -> bool:
-    return conn.execute(
-        select(report_archive.c.id).where(
-            report_archive.c.kind == kind, report_archive.c.audience == audience, report_archive.c.period_since == since
-        )
-    ).first() is not None
+    return (
+        conn.execute(
+            select(report_archive.c.id).where(
+                report_archive.c.kind == kind,
+                report_archive.c.audience == audience,
+                report_archive.c.period_since == since,
+            )
+        ).first()
+        is not None
+    )
 
 
 def audiences(cfg: TriageConfig) -> list[Team]:
@@ -194,6 +296,7 @@ def run_scheduled(
     notifier: Any = None,
     force: bool = False,
     teams: Sequence[str] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[ArchivedReport]:
     """Write (and send) the ``kind`` reports due at ``now`` that are not archived yet."""
     from openear.channels import ChannelNotifier, Message, record_deliveries
@@ -207,6 +310,8 @@ def run_scheduled(
     for team in audiences(cfg):
         if teams is not None and team.name not in teams:
             continue
+        if stop is not None and stop.is_set():  # the rest are written on the next run: nothing is lost
+            break
         with store.connect() as conn:
             if not force and _archived(conn, kind, team.name, _naive(period.since)):
                 continue
@@ -232,9 +337,216 @@ def list_archive(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
         dict(r)
         for r in conn.execute(
             select(report_archive)
-            .order_by(report_archive.c.period_since.desc(), report_archive.c.kind, report_archive.c.audience,
-                      report_archive.c.format)
+            .order_by(
+                report_archive.c.period_since.desc(),
+                report_archive.c.kind,
+                report_archive.c.audience,
+                report_archive.c.format,
+            )
             .limit(limit)
         ).mappings()
     ]
 
+
+# -- the jobs of ``openear run`` ---------------------------------------------------------------------------------
+RETRY_AFTER = timedelta(minutes=15)  # a failed job is tried again after this, not at once, not only tomorrow
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job: every ``every``, or daily (``weekday`` None) or weekly at ``at`` (hour, minute) UTC."""
+
+    name: str
+    description: str
+    action: Callable[[JobContext, datetime], str]  # returns a one-line summary of what it did
+    every: timedelta | None = None
+    at: tuple[int, int] = (0, 0)
+    weekday: int | None = None  # 0 = Monday
+
+    def next_due(self, last_run: datetime | None, now: datetime) -> datetime:
+        """When the job is next due, given its last successful run (``None``: never ran)."""
+        if self.every is not None:
+            return now if last_run is None else last_run + self.every
+        slot = now.replace(hour=self.at[0], minute=self.at[1], second=0, microsecond=0)
+        step = timedelta(days=1 if self.weekday is None else 7)
+        if self.weekday is not None:
+            slot -= timedelta(days=(slot.weekday() - self.weekday) % 7)
+        if slot > now:
+            slot -= step
+        # ``slot`` is the latest slot at or before now: due then unless it already ran since
+        return slot if last_run is None or last_run < slot else slot + step
+
+
+@dataclass
+class JobContext:
+    settings: Any
+    store: Any
+    notifier: Any = None
+    stop: threading.Event | None = None  # set: a long job (the reports) ends after the item in hand
+
+    def triage(self) -> TriageConfig:
+        from openear.triage import load_triage
+
+        return load_triage(self.settings)
+
+
+@dataclass(frozen=True)
+class JobRun:
+    name: str
+    ok: bool
+    summary: str
+
+
+def _reports(kind: str) -> Callable[[JobContext, datetime], str]:
+    def action(ctx: JobContext, now: datetime) -> str:
+        done = run_scheduled(
+            ctx.store, ctx.settings, ctx.triage(), kind=kind, now=now, notifier=ctx.notifier, stop=ctx.stop
+        )
+        return f"{len(done)} {kind} reports" + (f" ({', '.join(r.audience for r in done)})" if done else "")
+
+    return action
+
+
+def _alerts(ctx: JobContext, now: datetime) -> str:
+    from openear import triage
+    from openear.triage.feed import LOCK
+
+    with LOCK:  # never beside the triage pass that follows an import or a collect run
+        found = triage.check_alerts(ctx.store, ctx.triage(), now=now, notifier=ctx.notifier)
+    return f"{len(found)} spike alerts"
+
+
+def _escalations(ctx: JobContext, now: datetime) -> str:
+    from openear import triage
+    from openear.triage.feed import LOCK
+
+    with LOCK:
+        done = triage.sweep_escalations(ctx.store, ctx.triage(), now=now, notifier=ctx.notifier)
+    return f"{len(done)} escalations" + (f" (cases {', '.join(f'#{e.case_id}' for e in done)})" if done else "")
+
+
+def _topics(ctx: JobContext, now: datetime) -> str:
+    from openear.topics import emerging_topics
+
+    found = emerging_topics(ctx.store, (_naive(now) - timedelta(days=1)).date())  # yesterday: a whole day
+    themes = "; ".join(" ".join(t.terms[:3]) for t in found)
+    return f"{len(found)} emerging topics" + (f" ({themes})" if found else "")
+
+
+def _purge(ctx: JobContext, now: datetime) -> str:
+    from openear import audit
+    from openear.web.overrides import effective  # the retention set on the admin Settings page wins
+
+    with ctx.store.connect() as conn:
+        days = effective(ctx.settings, conn).retention_days
+    before = _naive(now) - timedelta(days=days)
+    done = ctx.store.purge(before)
+    with ctx.store.begin() as conn:
+        audit.record(conn, "scheduler", "purge", target=f"before {before:%Y-%m-%d}", detail=json.dumps(done))
+    return f"purged {done['posts']} posts older than {days} days"
+
+
+JOBS: tuple[Job, ...] = (
+    Job("escalations", "escalation sweep: priority, volume and SLA rules", _escalations, every=timedelta(minutes=15)),
+    Job("spike-alerts", "spike alerts per category, source and language", _alerts, every=timedelta(hours=1)),
+    Job("topics", "emerging topics of the day before", _topics, at=(0, 15)),
+    Job("report-daily", "daily reports per team and for management", _reports("daily"), at=(1, 0)),
+    Job("report-weekly", "weekly reports per team and for management", _reports("weekly"), at=(1, 30), weekday=0),
+    Job("purge", "retention purge (retention_days)", _purge, at=(3, 0)),
+)
+
+
+class Scheduler:
+    """Runs the jobs that are due, each on its own: a failing job is recorded and retried later, and never stops
+    the others. The last run of each job is kept in the ``jobs`` table, so a restart repeats nothing."""
+
+    def __init__(
+        self,
+        settings: Any,
+        store: Any,
+        *,
+        jobs: Sequence[Job] = JOBS,
+        clock: Callable[[], datetime] | None = None,
+        notifier: Any = None,
+    ) -> None:
+        self.ctx = JobContext(settings, store, notifier)
+        self.jobs = list(jobs)
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def _rows(self) -> dict[str, dict[str, Any]]:
+        with self.ctx.store.connect() as conn:
+            return {r["name"]: dict(r) for r in conn.execute(select(jobs_table)).mappings()}
+
+    def _due_at(self, job: Job, row: dict[str, Any] | None, now: datetime) -> datetime:
+        due = job.next_due(row["last_run_at"] if row else None, now)
+        if row and row["last_attempt_at"] and row["last_error"]:
+            due = max(due, row["last_attempt_at"] + RETRY_AFTER)
+        return due
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each job: name, description, last_run_at, next_due, runs, failures, last_error, last_result."""
+        now = _naive(self.clock())
+        rows = self._rows()
+        out = []
+        for job in self.jobs:
+            row = rows.get(job.name)
+            out.append(
+                {
+                    "name": job.name,
+                    "description": job.description,
+                    "last_run_at": row["last_run_at"] if row else None,
+                    "next_due": self._due_at(job, row, now),
+                    "runs": row["runs"] if row else 0,
+                    "failures": row["failures"] if row else 0,
+                    "last_error": row["last_error"] if row else None,
+                    "last_result": row["last_result"] if row else None,
+                }
+            )
+        return out
+
+    def run_due(self, stop: threading.Event | None = None) -> list[JobRun]:
+        """Run every job that is due now, in order (until ``stop`` is set); returns what ran."""
+        done = []
+        for job in self.jobs:
+            if stop is not None and stop.is_set():
+                break
+            self.ctx.stop = stop
+            now = _naive(self.clock())
+            if self._due_at(job, self._rows().get(job.name), now) > now:
+                continue
+            try:
+                summary, ok = job.action(self.ctx, now), True
+            except Exception as exc:  # one failing job must not stop the others (or the collectors)
+                log.error("job %s failed: %s", job.name, traceback.format_exc())
+                summary, ok = f"{type(exc).__name__}: {exc}"[:500], False
+            self._record(job.name, now, ok, summary)
+            done.append(JobRun(job.name, ok, summary))
+        return done
+
+    def _record(self, name: str, now: datetime, ok: bool, summary: str) -> None:
+        with self.ctx.store.begin() as conn:
+            row = conn.execute(select(jobs_table).where(jobs_table.c.name == name)).mappings().first()
+            values: dict[str, Any] = {"last_attempt_at": now}
+            if ok:
+                values.update(
+                    last_run_at=now,
+                    last_ok_at=now,
+                    last_error=None,
+                    last_result=summary,
+                    runs=(row["runs"] if row else 0) + 1,
+                )
+            else:
+                values.update(last_error=summary, failures=(row["failures"] if row else 0) + 1)
+            if row is None:
+                conn.execute(insert(jobs_table).values(name=name, **{"runs": 0, "failures": 0, **values}))
+            else:
+                conn.execute(update(jobs_table).where(jobs_table.c.name == name).values(**values))
+
+    def serve(self, stop: threading.Event, tick: float = 30.0) -> None:
+        """Run due jobs every ``tick`` seconds until ``stop`` is set (the thread ``openear run`` starts)."""
+        while not stop.is_set():
+            try:
+                self.run_due(stop)
+            except Exception:  # the store being away for a moment must not end the scheduler
+                log.error("scheduler: %s", traceback.format_exc())
+            stop.wait(tick)

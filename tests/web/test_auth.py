@@ -87,6 +87,51 @@ def test_lockout_after_five_failures_with_the_same_message(web: Any) -> None:
     assert c.post("/login", data={"username": "analyst", "password": web.password}).status_code == 303
 
 
+def test_lockout_is_kept_in_the_store_across_processes_and_restarts(db_url: str) -> None:
+    from openear.store import Store
+    from openear.store.schema import login_failures, login_locks
+
+    store, other = Store(db_url), Store(db_url)  # two `openear serve` processes on one database
+    store.migrate()
+    now = [1000.0]
+    a = auth.LoginThrottle(store=store, clock=lambda: now[0])
+    b = auth.LoginThrottle(store=other, clock=lambda: now[0])
+    assert [a.failed("Analyst") for _ in range(3)] == [False] * 3
+    assert b.failed(" analyst") is False
+    assert b.failed("ANALYST") is True  # the fifth failure, counted across both processes
+    assert a.locked("analyst") and b.locked("analyst") and not a.locked("viewer")
+    assert not auth.LoginThrottle(store=store, scope="ip", clock=lambda: now[0]).locked("analyst")
+    restarted = auth.LoginThrottle(store=Store(db_url), clock=lambda: now[0])
+    assert restarted.locked("analyst")  # a restart does not unlock
+    with store.connect() as conn:
+        keys = [*conn.execute(select(login_failures.c.key)).scalars()]
+        keys += conn.execute(select(login_locks.c.key)).scalars().all()
+    assert keys and all("analyst" not in k.lower() and len(k) == 64 for k in keys)  # hashes, never what was typed
+    now[0] += 301
+    assert not a.locked("analyst")
+    a.failed("viewer")
+    a.succeeded("viewer")
+    with store.connect() as conn:
+        assert conn.execute(select(login_failures.c.id)).all() == []  # the success cleared it; old ones expired
+    for s in (store, other, restarted.store):
+        s.close()  # type: ignore[union-attr]
+
+
+def test_a_restarted_app_keeps_the_lockout(web: Any) -> None:
+    from openear.web.app import create_app
+
+    c = web.client()
+    for _ in range(5):
+        assert c.post("/login", data={"username": "analyst", "password": "wrong-password"}).status_code == 401
+    restarted = create_app(web.settings, web.store)
+    from fastapi.testclient import TestClient
+
+    r = TestClient(restarted, follow_redirects=False).post(
+        "/login", data={"username": "analyst", "password": web.password}
+    )
+    assert r.status_code == 401 and LOGIN_FAILED in r.text
+
+
 def test_login_sets_a_hardened_cookie_and_stores_only_its_hash(web: Any) -> None:
     c = web.client()
     r = c.post("/login", data={"username": "analyst", "password": web.password, "next": "/posts?q=app"})

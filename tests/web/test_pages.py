@@ -44,6 +44,44 @@ def test_overview_links_clusters_for_analysts_and_accepts_ranges(web: Any) -> No
     assert c.get("/?since=999999999999d").status_code == 200
 
 
+def test_overview_shows_emerging_topics_and_links_their_posts_only_for_readers(web: Any) -> None:
+    import json
+
+    from openear.store.schema import topics
+
+    day = datetime.now(UTC).date().isoformat()
+    with web.store.begin() as conn:
+        conn.execute(topics.insert().values(
+            day=day, rank=1, window_days=7, terms=json.dumps(["e-bike", "battery", "swap"]), n_posts=9,
+            n_previous=1, score=5.0, post_ids=json.dumps([web.ids["p1"]]), created_at=datetime.now(UTC),
+        ))
+    analyst = web.login("analyst").get("/").text
+    assert "e-bike, battery, swap" in analyst and f'href="/posts/{web.ids["p1"]}">post 1' in analyst
+    viewer = web.login("viewer").get("/").text
+    assert "e-bike, battery, swap" in viewer and f'/posts/{web.ids["p1"]}"' not in viewer
+
+
+def test_overview_figures_follow_new_posts_at_once(web: Any) -> None:
+    c = web.login("viewer")
+    posts_stat = re.compile(r'stat__label">Posts</p>\s*<p class="stat__value">([\d,]+)<')
+
+    def shown() -> int:
+        return int(posts_stat.search(c.get("/").text).group(1).replace(",", ""))  # type: ignore[union-attr]
+
+    from openear.enrich import Enrichment
+    from openear.guard import Guard
+    from openear.models import Post
+
+    before = shown()
+    assert shown() == before and web.store.aggregates.hits >= 1  # the second view came from the cache
+    post = Post(source="test-source", external_id="fresh-1", platform="reddit", kind="social", visibility="public",
+                created_at=datetime.now(UTC) - timedelta(hours=1), text="The app logs me out at every pickup")
+    verdict = Guard(b"k" * 32).check(post, "public")
+    assert verdict.post is not None
+    web.store.write_batch(web.store.start_run("import", "test-source"), Enrichment().enrich([verdict.post]))
+    assert shown() == before + 1  # a write moves the data version: no stale figure
+
+
 def test_empty_period_renders(web: Any) -> None:
     future = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
     r = web.login("viewer").get(f"/?since={future}")

@@ -11,11 +11,13 @@ import re
 from typing import Any
 
 import pytest
+from casework import OWN_TEAM, seed
 from starlette.routing import Mount
 
 from openear.web.app import CSP, PUBLIC_PATHS
 from openear.web.auth import COOKIE_NAME, User, create_session
 from openear.web.roles import PERMISSIONS, may_access_team_object, route_permission
+from openear.web.triage_pages import REPORT_CSP
 
 ALL = {"viewer", "analyst", "owner", "admin"}
 # Issue 6: viewer = aggregates and reports; analyst = posts, search, labels, cases; owner = their team's cases;
@@ -31,6 +33,7 @@ SPEC: dict[str, set[str]] = {
     "cases.read": {"analyst", "owner", "admin"},
     "cases.write": {"analyst", "owner", "admin"},
     "alerts.read": {"analyst", "owner", "admin"},
+    "teams.read": {"analyst", "owner", "admin"},
     "sources.read": {"admin"},
     "sources.write": {"admin"},
     "users.manage": {"admin"},
@@ -48,6 +51,11 @@ KNOWN: dict[tuple[str, str], str] = {
     ("POST", "/searches"): "searches.use",
     ("POST", "/searches/{search_id}/delete"): "searches.use",
     ("GET", "/sources"): "sources.read",
+    ("GET", "/sources/new"): "sources.write",
+    ("POST", "/sources/new"): "sources.write",
+    ("GET", "/sources/{source}/edit"): "sources.write",
+    ("POST", "/sources/{source}/edit"): "sources.write",
+    ("GET", "/teams"): "teams.read",
     ("GET", "/admin/users"): "users.manage",
     ("POST", "/admin/users"): "users.manage",
     ("POST", "/admin/users/{user_id}/role"): "users.manage",
@@ -71,11 +79,19 @@ KNOWN: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/searches/{search_id}"): "searches.use",
     ("GET", "/api/v1/audit"): "audit.read",
     ("GET", "/api/v1/users"): "users.manage",
-}
-SPECIAL = {("GET", "/openapi.json"): "signed_in"}  # FastAPI's own route
-# Triage pages (cases, alerts, reports archive) check roles in their handlers (auth.TRIAGE_ROLES for changes) rather
-# than through Requires; their expected access is stated here until they declare it.
-UNDECLARED: dict[tuple[str, str], str] = {
+    # owner team membership, triage pages and the triage API (their objects also pass the team check)
+    ("POST", "/admin/users/{user_id}/teams"): "users.manage",
+    ("GET", "/api/v1/clusters/{cluster_id}"): "aggregates.read",
+    ("GET", "/api/v1/cases"): "cases.read",
+    ("POST", "/api/v1/cases"): "cases.write",
+    ("GET", "/api/v1/cases/{case_id}"): "cases.read",
+    ("PATCH", "/api/v1/cases/{case_id}"): "cases.write",
+    ("POST", "/api/v1/cases/{case_id}/notes"): "cases.write",
+    ("GET", "/api/v1/alerts"): "alerts.read",
+    ("GET", "/api/v1/alerts/{alert_id}"): "alerts.read",
+    ("PATCH", "/api/v1/alerts/{alert_id}"): "cases.write",
+    ("GET", "/api/v1/reports"): "reports.read",
+    ("GET", "/api/v1/reports/{report_id}"): "reports.read",
     ("GET", "/cases"): "cases.read",
     ("POST", "/cases"): "cases.write",
     ("GET", "/cases/{case_id}"): "cases.read",
@@ -87,6 +103,15 @@ UNDECLARED: dict[tuple[str, str], str] = {
     ("GET", "/reports"): "reports.read",
     ("GET", "/reports/{report_id}"): "reports.read",
 }
+# GET routes that name a triage object or list them: a role the permission allows gets exactly 200 (the objects in
+# the path are the owner's team's: see casework.seed).
+TRIAGE_PATHS = ("/cases", "/alerts", "/reports", "/api/v1/cases", "/api/v1/alerts", "/api/v1/reports")
+TRIAGE_PATHS += ("/api/v1/clusters",)
+EXACT_200 = {path for method, path in KNOWN if method == "GET" and path.startswith(TRIAGE_PATHS)}
+SPECIAL = {("GET", "/openapi.json"): "signed_in"}  # FastAPI's own route
+# Routes that declare no permission but check roles in their handlers, with the permission they stand for (none
+# now: every route declares one).
+UNDECLARED: dict[tuple[str, str], str] = {}
 
 
 TRIAGE_FORM = {"status": "open", "note": "", "text": "matrix", "team": "none", "assignee": "", "title": ""}
@@ -113,8 +138,18 @@ def _routes(app: Any) -> list[tuple[str, str, str | None]]:
     return walk(app.routes, "")
 
 
-def _concrete(path: str, web: Any) -> str:
-    path = path.replace("{post_id}", str(web.ids["p1"]))
+def _concrete(path: str, web: Any, own: bool = True) -> str:
+    """A path with real ids: the owner's team's case and alert (or, ``own=False``, another team's)."""
+    t = web.t
+    ids = {
+        "{post_id}": web.ids["p1"],
+        "{case_id}": t.own_case if own else t.other_case,
+        "{alert_id}": t.own_alert if own else t.other_alert,
+        "{cluster_id}": t.cluster,
+        "{report_id}": t.html_report,
+    }
+    for name, value in ids.items():
+        path = path.replace(name, str(value))
     return re.sub(r"\{[^}]+\}", "1", path)
 
 
@@ -155,7 +190,9 @@ def _client_for(web: Any, role: str | None) -> Any:
 def test_matrix(web: Any, role: str | None) -> None:
     """Every route answers this role exactly as its permission says: 401/303 anonymous, 403 not allowed, else not
     an auth error and never a server error; every answer carries the security headers. Unsafe requests carry no
-    body (or one naming nothing that exists), so they change nothing."""
+    body (or one naming nothing that exists), so they change nothing. Triage objects in paths are the owner's
+    team's; a GET of them (or of their lists) is exactly 200 for every role the permission allows."""
+    web.t = seed(web)
     checked = 0
     for method, path, perm in _routes(web.app):
         if path in PUBLIC_PATHS:
@@ -166,7 +203,9 @@ def test_matrix(web: Any, role: str | None) -> None:
         body = TRIAGE_FORM if (method, path) in UNDECLARED and method != "GET" else None
         r = c.request(method, _concrete(path, web), data=body)
         where = f"{role or 'anonymous'} {method} {path} -> {r.status_code}"
-        assert r.headers.get("content-security-policy") == CSP, where  # security headers on every route
+        report = path in ("/reports/{report_id}", "/api/v1/reports/{report_id}") and r.status_code == 200
+        csp = REPORT_CSP if report else CSP  # an archived HTML report has a stricter policy of its own
+        assert r.headers.get("content-security-policy") == csp, where  # security headers on every route
         assert r.headers.get("cache-control") == "no-store" and r.headers.get("x-content-type-options") == "nosniff"
         if role is None:
             expected = 303 if method == "GET" and not path.startswith("/api/") else 401
@@ -176,6 +215,8 @@ def test_matrix(web: Any, role: str | None) -> None:
         elif role in SPEC[perm]:
             assert r.status_code not in (401, 403), where
             assert r.status_code < 500, where
+            if method == "GET" and path in EXACT_200:
+                assert r.status_code == 200, where
         else:
             assert r.status_code == 403, where
             assert "author" not in r.text.lower(), where
@@ -188,9 +229,66 @@ def test_object_level_team_check() -> None:
     assert may_access_team_object(owner, "payments", ["payments"])
     assert not may_access_team_object(owner, "safety", ["payments"])  # a case of another team
     assert not may_access_team_object(owner, None, ["payments"])
-    assert not may_access_team_object(owner, "payments")  # no teams model yet: an owner belongs to no team
+    assert not may_access_team_object(owner, "payments")  # an owner in no team sees no team's objects
+    member = User(9, "pat", "owner", frozenset({"payments"}))  # teams loaded with the session
+    assert may_access_team_object(member, "payments") and not may_access_team_object(member, "safety")
     assert may_access_team_object(analyst, "safety") and may_access_team_object(admin, "safety")
     assert not may_access_team_object(viewer, "payments", ["payments"])
+    assert not may_access_team_object(User(8, "v", "viewer", frozenset({"payments"})), "payments")
+    assert not may_access_team_object(None, "payments")
+
+
+# A body that would change the object, for every unsafe route that names a case or an alert.
+CHANGES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/cases/{case_id}/status"): {"data": {"status": "investigating"}},
+    ("POST", "/cases/{case_id}/note"): {"data": {"text": "from another team"}},
+    ("POST", "/cases/{case_id}/assign"): {"data": {"assignee": "owner", "priority": "urgent"}},
+    ("POST", "/alerts/{alert_id}/ack"): {"data": {"status": "acknowledged"}},
+    ("PATCH", "/api/v1/cases/{case_id}"): {"json": {"status": "investigating", "assignee": "owner"}},
+    ("POST", "/api/v1/cases/{case_id}/notes"): {"json": {"text": "from another team"}},
+    ("PATCH", "/api/v1/alerts/{alert_id}"): {"json": {"status": "closed"}},
+}
+
+
+def _triage_state(web: Any) -> tuple[Any, ...]:
+    from sqlalchemy import func, select
+
+    from openear.store.schema import alerts, case_events, cases
+
+    with web.store.connect() as conn:
+        return (
+            conn.execute(select(cases).order_by(cases.c.id)).all(),
+            conn.execute(select(func.count()).select_from(case_events)).scalar_one(),
+            conn.execute(select(alerts.c.id, alerts.c.status).order_by(alerts.c.id)).all(),
+        )
+
+
+def test_object_level_matrix_across_teams(web: Any, db_url: str) -> None:
+    """Every route that names a case or an alert, page or API: the owner of Payments gets 404 for Driver app's
+    object, exactly as for one that does not exist, and nothing changes; the same request on their own team's object
+    works; analysts and admins reach every team's."""
+    web.t = seed(web)
+    routes = [(m, p) for m, p, _ in _routes(web.app) if "{case_id}" in p or "{alert_id}" in p]
+    assert len(routes) >= 10, routes
+    owner = _client_for(web, "owner")
+    assert owner.get("/api/v1/me").json()["teams"] == [OWN_TEAM]
+    before = _triage_state(web)
+    for method, path in routes:
+        change = CHANGES.get((method, path), {})
+        assert method == "GET" or change, f"state a changing body for {method} {path} in CHANGES"
+        hidden = owner.request(method, _concrete(path, web, own=False), **change)
+        missing = owner.request(method, re.sub(r"\{[^}]+\}", "999999", path), **change)
+        where = f"owner {method} {path}: another team's -> {hidden.status_code}, missing -> {missing.status_code}"
+        assert hidden.status_code == missing.status_code == 404, where
+        assert "App crashes" not in hidden.text and hidden.text == missing.text, where
+    assert _triage_state(web) == before  # nothing changed
+    for method, path in routes:
+        r = owner.request(method, _concrete(path, web), **CHANGES.get((method, path), {}))
+        assert r.status_code in (200, 201, 303), f"owner {method} {path} (own team) -> {r.status_code}"
+    for role in ("analyst", "admin"):
+        c = _client_for(web, role)
+        for path in ("/cases/{case_id}", "/api/v1/cases/{case_id}"):
+            assert c.get(_concrete(path, web, own=False)).status_code == 200, (role, path)
 
 
 def test_object_level_saved_searches_across_users(web: Any) -> None:

@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from casework import OTHER_TEAM, OWN_TEAM, seed
+from sqlalchemy import select
 
 from openear import scheduler, triage
 from openear.store.queries import Period
+from openear.store.schema import posts
 from openear.web.auth import ROLES
 from openear.web.triage_pages import TRIAGE_ROLES
 
@@ -18,18 +21,13 @@ NON_TRIAGE = [r for r in ROLES if r not in TRIAGE_ROLES]
 
 @pytest.fixture
 def case_web(web: Any) -> Any:
-    web.store.migrate()
-    with web.store.begin() as conn:
-        web.case_id = triage.open_case(
-            conn, title="Tips missing from statements", team="Payments", actor="admin", category="pay_tips",
-            post_ids=[web.ids["p4"], web.ids["p5"], web.ids["p3"]],
-        )
-        triage.open_case(conn, title="App crashes", team="Driver app", actor="admin", category="app_issue")
+    web.t = seed(web)
+    web.case_id = web.t.own_case
     return web
 
 
 def test_board_groups_by_status_and_filters_by_team(case_web: Any) -> None:
-    c = case_web.login("owner")
+    c = case_web.login("analyst")
     html = c.get("/cases").text
     assert "Tips missing from statements" in html and "App crashes" in html
     assert 'id="col-new"' in html and 'id="col-escalated"' in html
@@ -38,15 +36,62 @@ def test_board_groups_by_status_and_filters_by_team(case_web: Any) -> None:
     assert case_web.login("viewer").get("/cases").status_code == 403  # viewers: aggregates and reports only
 
 
+def test_owners_board_shows_only_their_teams_cases(case_web: Any) -> None:
+    c = case_web.login("owner")  # belongs to Payments
+    html = c.get("/cases").text
+    assert "Tips missing from statements" in html and "App crashes" not in html
+    assert f'<option value="{OWN_TEAM}"' in html and f'<option value="{OTHER_TEAM}"' not in html
+    assert "App crashes" not in c.get("/cases", params={"team": OTHER_TEAM}).text
+
+
 def test_case_page_shows_history_and_posts_to_post_readers_only(case_web: Any) -> None:
     path = f"/cases/{case_web.case_id}"
     analyst = case_web.login("analyst").get(path).text
     assert "Tips are missing" in analyst and "&lt;script&gt;" in analyst and "<script>alert" not in analyst
     assert "Opened for Payments" in analyst and ("Change status" in analyst) == ("analyst" in TRIAGE_ROLES)
-    owner = case_web.login("owner").get(path).text  # owners see the case, not the posts' text
+    owner = case_web.login("owner").get(path).text  # owners see their team's case, not the posts' text
     assert "Tips are missing" not in owner and "not the posts" in owner
     assert case_web.login("owner").get("/cases/9999").status_code == 404
     assert case_web.login("viewer").get(path).status_code == 403
+
+
+def test_another_teams_case_is_not_found_for_an_owner(case_web: Any) -> None:
+    other = case_web.t.other_case
+    owner = case_web.login("owner")
+    page = owner.get(f"/cases/{other}")
+    assert page.status_code == 404 and "App crashes" not in page.text  # as if it did not exist: not 403
+    assert owner.get("/cases/99999").status_code == 404
+    for action, data in (
+        ("status", {"status": "investigating"}),
+        ("note", {"text": "mine now"}),
+        ("assign", {"assignee": "owner", "priority": "urgent"}),
+    ):
+        assert owner.post(f"/cases/{other}/{action}", data=data).status_code == 404, action
+    with case_web.store.connect() as conn:
+        case = triage.get_case(conn, other)
+    assert case is not None and case["status"] == "new" and case["priority"] == "normal" and case["assignee"] is None
+    assert [e["kind"] for e in case["events"]] == ["created", "linked"]
+    own = case_web.t.own_case
+    assert owner.post(f"/cases/{own}/status", data={"status": "investigating"}).status_code == 303
+    assert owner.post(f"/cases/{own}/note", data={"text": "Payments is on it"}).status_code == 303
+    assert "Payments is on it" in owner.get(f"/cases/{own}").text
+    assert case_web.login("analyst").get(f"/cases/{other}").status_code == 200  # analysts see every team's
+
+
+def test_owners_open_cases_for_their_own_teams_only(case_web: Any) -> None:
+    owner = case_web.login("owner")
+    r = owner.post("/cases", data={"cluster_id": str(case_web.t.cluster), "title": "Tips again"})
+    assert r.status_code == 303  # pay_tips routes to Payments
+    with case_web.store.connect() as conn:
+        crash_cluster = conn.execute(  # p1 (an app crash) routes to Driver app
+            select(posts.c.cluster_id).where(posts.c.id == case_web.ids["p1"])
+        ).scalar()
+        before = len(triage.list_cases(conn))
+    refused = owner.post("/cases", data={"cluster_id": str(crash_cluster)})
+    assert refused.status_code == 403 and "own teams" in refused.text
+    assert owner.post("/cases", data={"post_id": str(case_web.ids["p4"])}).status_code == 403  # posts: readers only
+    with case_web.store.connect() as conn:
+        assert len(triage.list_cases(conn)) == before  # nothing was opened
 
 
 def test_only_triage_roles_change_cases(case_web: Any) -> None:
@@ -82,24 +127,32 @@ def test_cross_site_post_is_refused(case_web: Any) -> None:
 
 
 def test_alerts_page_lists_and_acknowledges(case_web: Any) -> None:
-    from sqlalchemy import insert
-
-    from openear.store.schema import alerts
-
-    with case_web.store.begin() as conn:
-        conn.execute(insert(alerts).values(
-            dimension="category", value="app_issue", granularity="day", bucket_start=datetime(2026, 11, 24),
-            observed=19, expected=1.4, score=11.5, status="open", created_at=datetime(2026, 11, 29),
-            terms='["crash", "<b>update</b>"]', post_ids="[1, 2]", cluster_ids="[]", case_id=case_web.case_id,
-        ))
-    assert "No spike alerts" not in case_web.login("viewer").get("/alerts").text
+    t = case_web.t
+    assert case_web.login("viewer").get("/alerts").status_code == 403
     html = case_web.login("admin").get("/alerts").text
-    assert "Spike in App issue: 19 posts on 2026-11-24" in html and "&lt;b&gt;update" in html
-    assert f'href="/cases/{case_web.case_id}"' in html
-    aid = re.search(r'action="/alerts/(\d+)/ack"', html).group(1)  # type: ignore[union-attr]
-    assert case_web.login("viewer").post(f"/alerts/{aid}/ack").status_code == 403
-    assert case_web.login("admin").post(f"/alerts/{aid}/ack").status_code == 303
+    assert "Spike in App issue: 19 posts on" in html and "&lt;b&gt;late" in html and "<b>late" not in html
+    assert "Spike in Pay and tips" in html and "Spike in lang es" in html
+    assert f'href="/cases/{t.other_case}"' in html
+    assert re.search(rf'action="/alerts/{t.other_alert}/ack"', html)
+    assert case_web.login("admin").post(f"/alerts/{t.other_alert}/ack").status_code == 303
     assert "acknowledged" in case_web.login("admin").get("/alerts").text
+
+
+def test_owners_see_and_acknowledge_only_their_teams_alerts(case_web: Any) -> None:
+    t = case_web.t
+    owner = case_web.login("owner")
+    html = owner.get("/alerts").text
+    assert f"/alerts/{t.own_alert}/ack" in html and f'href="/cases/{t.own_case}"' in html
+    assert f"/alerts/{t.other_alert}/ack" not in html and f"/alerts/{t.lang_alert}/ack" not in html
+    assert "App issue" not in html
+    assert owner.post(f"/alerts/{t.other_alert}/ack").status_code == 404
+    assert owner.post(f"/alerts/{t.lang_alert}/ack").status_code == 404  # the management group's
+    assert owner.post(f"/alerts/{t.own_alert}/ack").status_code == 303
+    with case_web.store.connect() as conn:
+        from openear import alerts as alerts_mod
+
+        status = {a["id"]: a["status"] for a in alerts_mod.list_alerts(conn)}
+    assert status == {t.own_alert: "acknowledged", t.other_alert: "open", t.lang_alert: "open"}
 
 
 def test_reports_archive_lists_and_serves_pdf_and_html(case_web: Any) -> None:
@@ -107,8 +160,13 @@ def test_reports_archive_lists_and_serves_pdf_and_html(case_web: Any) -> None:
     cfg = triage.load_triage(case_web.settings)
     now = datetime.now(UTC)
     item = scheduler.write_archived(
-        case_web.store, case_web.settings, cfg, kind="weekly", team=cfg.team("Payments"),  # type: ignore[arg-type]
-        period=Period(now - timedelta(days=7), now), now=now,
+        case_web.store,
+        case_web.settings,
+        cfg,
+        kind="weekly",
+        team=cfg.team("Payments"),  # type: ignore[arg-type]
+        period=Period(now - timedelta(days=7), now),
+        now=now,
     )
     c = case_web.login("viewer")
     html = c.get("/reports").text
@@ -131,12 +189,14 @@ def test_scheduled_reports_go_to_every_audience_once(case_web: Any) -> None:
     cfg = triage.load_triage(case_web.settings)
     box = Outbox()
     now = datetime(2026, 11, 30, 6, tzinfo=UTC)
-    done = scheduler.run_scheduled(case_web.store, case_web.settings, cfg, kind="daily", now=now, notifier=box,
-                                   teams=["Payments", "Management"])
+    done = scheduler.run_scheduled(
+        case_web.store, case_web.settings, cfg, kind="daily", now=now, notifier=box, teams=["Payments", "Management"]
+    )
     assert [d.audience for d in done] == ["Payments", "Management"]
     assert done[0].period == Period(datetime(2026, 11, 29, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
     assert [m.attachments[0][2] for _t, m in box.sent] == ["application/pdf", "application/pdf"]
-    again = scheduler.run_scheduled(case_web.store, case_web.settings, cfg, kind="daily", now=now, notifier=box,
-                                    teams=["Payments", "Management"])
+    again = scheduler.run_scheduled(
+        case_web.store, case_web.settings, cfg, kind="daily", now=now, notifier=box, teams=["Payments", "Management"]
+    )
     assert again == []
     assert scheduler.due_period("weekly", now).since.date().isoformat() == "2026-11-23"

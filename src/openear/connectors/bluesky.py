@@ -10,6 +10,9 @@ Post links and ``at://`` URIs embed the author's DID, so neither is stored: the 
 ``at://`` URI (what a Jetstream delete event names can be hashed the same way) and no URL is kept.
 Limits: the AppView allows 3000 requests per 5 minutes per IP; requests are paced 0.2 s apart and ``ratelimit-*``
 headers are honoured.
+
+With ``jetstream = true`` the source reads the Jetstream firehose instead, filtered by the same queries in openear's
+query language, and Jetstream's deletions delete: see :mod:`openear.connectors.jetstream`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from openear.connectors.base import Connector, Item
-from openear.errors import InvalidField, TransientError
+from openear.connectors.jetstream import JetstreamFeed
+from openear.errors import ConfigError, InvalidField, TransientError
 from openear.models import InvalidItem, Post, RawItem
 from openear.normalise import id_field, json_type, lang_field, parse_datetime, text_field, url_field
 
@@ -47,8 +51,17 @@ class BlueskyConnector(Connector):
         super().__init__(spec, **kw)
         self.page_size = min(100, self.int_option("page_size", 100))
         self.token = self.secret("access_token_env", "BLUESKY_ACCESS_TOKEN", required=False)
+        jetstream = self.options.get("jetstream", False)
+        if not isinstance(jetstream, bool):
+            raise ConfigError(f"{self.where}: jetstream: must be true or false")
+        self.feed: JetstreamFeed | None = JetstreamFeed(self) if jetstream else None
 
     def fetch(self, cursor: str | None) -> Iterator[Item]:
+        if self.feed is not None:
+            return self.feed.fetch(cursor)
+        return self._search(cursor)
+
+    def _search(self, cursor: str | None) -> Iterator[Item]:
         state = self.load_state(cursor)
         url = f"{self.base_url}/xrpc/app.bsky.feed.searchPosts"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
@@ -111,8 +124,10 @@ class BlueskyConnector(Connector):
             platform="bluesky",
             kind=self.spec.kind,  # type: ignore[arg-type]
             visibility=self.spec.visibility,  # type: ignore[arg-type]
-            created_at=parse_datetime(record.get("createdAt") or v.get("indexedAt"),  # type: ignore[arg-type]
-                                      "record.createdAt"),
+            created_at=parse_datetime(
+                record.get("createdAt") or v.get("indexedAt"),  # type: ignore[arg-type]
+                "record.createdAt",
+            ),
             text=text_field(record.get("text"), "record.text", multiline=True) or "",
             url=None,
             author_id=id_field(author.get("did"), "author.did"),

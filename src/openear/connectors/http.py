@@ -8,6 +8,9 @@ platforms' rate-limit headers (``x-ratelimit-*`` of Reddit and Mastodon, ``x-rat
 the reset when a 2xx says nothing is left. Secrets (tokens, client secrets) are redacted from every message it
 raises or logs.
 
+A response body larger than ``max_bytes`` (32 MiB; counted as it arrives, after decompression) is refused with
+:class:`TransientError` without retrying: memory stays bounded whatever a source sends.
+
 Errors: :class:`TransientError` (retry later: out of retries, or told to wait longer than ``max_wait``),
 :class:`TerminalError` (401, 403, 404... : retrying will not help), :class:`Stopped` (the collector is stopping).
 """
@@ -35,6 +38,7 @@ DEFAULT_USER_AGENT = f"openear/{__version__} (self-hosted social listening; publ
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524})
 _REMAINING = ("x-ratelimit-remaining", "x-rate-limit-remaining", "ratelimit-remaining")
 _RESET = ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset")
+MAX_RESPONSE_BYTES = 32 << 20  # one response's body, decoded; a larger one is refused (a flood, not a page)
 _EPOCH_FLOOR = 1e9  # a reset above this is an epoch time (X, Bluesky); below, seconds from now (Reddit)
 
 
@@ -119,6 +123,7 @@ class HttpClient:
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         max_wait: float = 900.0,
+        max_bytes: int = MAX_RESPONSE_BYTES,
         min_interval: float = 0.0,
         follow_redirects: bool = True,
         stop: threading.Event | None = None,
@@ -131,6 +136,7 @@ class HttpClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_wait = max_wait
+        self.max_bytes = max_bytes
         self.min_interval = min_interval
         self.stop = stop
         self._sleep = sleep
@@ -223,7 +229,7 @@ class HttpClient:
             self._pace()
             self.requests += 1
             try:
-                resp = self._client.request(method, url, params=params, headers=headers, data=data, auth=auth)
+                resp = self._send(method, url, params=params, headers=headers, data=data, auth=auth)
             except httpx.TimeoutException as exc:
                 last = f"timed out ({type(exc).__name__})"
             except httpx.TransportError as exc:
@@ -248,6 +254,30 @@ class HttpClient:
             if attempt < self.retries:
                 self.wait(self._backoff(attempt))
         raise TransientError(f"{where}: {last} after {self.retries + 1} attempts")
+
+    def _send(self, method: str, url: str, *, auth: httpx.Auth | tuple[str, str] | None, **kw: Any) -> httpx.Response:
+        """One request, its body read up to :attr:`max_bytes` (decoded): a flooding source cannot fill memory."""
+        request = self._client.build_request(method, url, **kw)
+        resp = self._client.send(request, auth=auth, stream=True)
+        try:
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise self._too_big(method, url, f"declares {int(declared)} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise self._too_big(method, url, f"sent more than {self.max_bytes} bytes")
+                chunks.append(chunk)
+            resp._content = b"".join(chunks)  # what Response.read() sets: the body is now in memory
+        finally:
+            resp.close()
+        return resp
+
+    def _too_big(self, method: str, url: str, what: str) -> TransientError:
+        return TransientError(f"{self.platform}: {method} {self._safe_url(url)}: response too large: {what} "
+                              f"(limit {self.max_bytes} bytes)")
 
     def get(self, url: str, **kw: Any) -> httpx.Response:
         return self.request("GET", url, **kw)

@@ -5,12 +5,18 @@ text, in English and Spanish alike. Each category compiles to one regular expres
 subcategory matched. News items always carry the news category (``media_coverage``); social items never do, and
 fall back to ``other`` when nothing matches. Protected topics are listed in the file for documentation only: the
 guard (:mod:`openear.guard`) detects them.
+
+An analyst-trained model (:mod:`openear.enrich.trained`, made by ``openear train``) may be attached: its confident
+categories are added to the rules' (labels by ``trained@vN``; the rules' keep ``taxonomy-rules@1``), it replaces
+the ``other`` fallback when it finds a topic, and its confident best topic becomes the primary. It never assigns a
+protected topic, nor the news category to a social item.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,6 +29,7 @@ from openear.textmatch import TermMatcher, fold, validate_term
 __all__ = ["Categorisation", "Category", "Classifier", "TermMatcher", "fold", "validate_term"]
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
 
 @dataclass(frozen=True)
 class Categorisation:
@@ -59,9 +66,16 @@ class Classifier:
     name = "taxonomy-rules"
     version = "1"
 
-    def __init__(self, categories: list[Category], *, news_category: str, fallback_category: str,
-                 news_topical_min_hits: int = 1, source: str = "taxonomy",
-                 queries: dict[tuple[str, str | None], Any] | None = None) -> None:
+    def __init__(
+        self,
+        categories: list[Category],
+        *,
+        news_category: str,
+        fallback_category: str,
+        news_topical_min_hits: int = 1,
+        source: str = "taxonomy",
+        queries: dict[tuple[str, str | None], Any] | None = None,
+    ) -> None:
         self.categories = {c.key: c for c in categories}
         # Rules written in the query language, keyed by (category, subcategory or None for the category itself).
         self.queries = {k: q for k, q in (queries or {}).items() if not self.categories[k[0]].protected}
@@ -81,6 +95,11 @@ class Classifier:
                     self._targets.append((cat.key, sub))
                     entries.extend((t, len(self._targets) - 1) for t in terms)
         self._matcher = TermMatcher(entries)
+        self.trained: Any = None  # an attached TrainedCategories (openear.enrich.trained), or None
+
+    def attach(self, model: Any) -> None:
+        """Combine the rules with an analyst-trained category model from now on (``None``: the rules alone)."""
+        self.trained = model
 
     @property
     def enricher(self) -> str:
@@ -200,15 +219,17 @@ class Classifier:
                 queries[(key, None)] = q
             if protected and (subs or own or (key, None) in queries):
                 raise fail(where, "protected topics are detected by the guard; remove their rule terms")
-            categories.append(Category(
-                key=key,
-                label=string(raw.get("label"), f"{where}.label"),
-                description=string(raw.get("description"), f"{where}.description", required=False),
-                owner=string(raw.get("owner"), f"{where}.owner", required=not protected),
-                subcategories=subs,
-                terms=own,
-                protected=protected,
-            ))
+            categories.append(
+                Category(
+                    key=key,
+                    label=string(raw.get("label"), f"{where}.label"),
+                    description=string(raw.get("description"), f"{where}.description", required=False),
+                    owner=string(raw.get("owner"), f"{where}.owner", required=not protected),
+                    subcategories=subs,
+                    terms=own,
+                    protected=protected,
+                )
+            )
         keys = {c.key for c in categories if not c.protected}
         rules = table(data.get("rules", {}), "rules")
         extra = set(rules) - {"news_category", "fallback_category", "news_topical_min_hits"}
@@ -222,15 +243,97 @@ class Classifier:
         min_hits = rules.get("news_topical_min_hits", 1)
         if not isinstance(min_hits, int) or isinstance(min_hits, bool) or min_hits < 1:
             raise fail("rules.news_topical_min_hits", "must be a positive integer")
-        return cls(categories, news_category=news, fallback_category=fallback, news_topical_min_hits=min_hits,
-                   source=source, queries=queries)
+        return cls(
+            categories,
+            news_category=news,
+            fallback_category=fallback,
+            news_topical_min_hits=min_hits,
+            source=source,
+            queries=queries,
+        )
 
     # -- classifying -----------------------------------------------------------------------------------------
 
     def classify(
+        self,
+        text: str,
+        *,
+        title: str | None = None,
+        kind: str = "social",
+        lang: str = "en",
+        model_scores: Mapping[str, float] | None = None,
+    ) -> Categorisation:
+        """Labels for one post: the rules', combined with the attached model's (``model_scores``: its class
+        probabilities for this post when already computed, as :meth:`classify_many` does for a batch)."""
+        cats = self.classify_rules(text, title=title, kind=kind, lang=lang)
+        if self.trained is None:
+            return cats
+        if model_scores is None:
+            from openear.enrich.trained import model_text
+
+            model_scores = self.trained.scores([model_text(text, title)], [kind], [lang])[0]
+        return self.combine(cats, model_scores, kind=kind)
+
+    def classify_many(
+        self, items: Sequence[tuple[str, str | None, str, str]], embeddings: Any = None
+    ) -> list[Categorisation]:
+        """Labels for many ``(text, title, kind, lang)``; the attached model scores them in one pass
+        (``embeddings``: their sentence-encoder rows, when the caller has them)."""
+        scores: list[Mapping[str, float] | None] = [None] * len(items)
+        if self.trained is not None and items:
+            from openear.enrich.trained import model_text
+
+            scores = list(
+                self.trained.scores(
+                    [model_text(t, ti) for t, ti, _, _ in items],
+                    [k for _, _, k, _ in items],
+                    [lg for _, _, _, lg in items],
+                    embeddings if self.trained.needs_encoder else None,
+                )
+            )
+        return [
+            self.classify(t, title=ti, kind=k, lang=lg, model_scores=sc)
+            for (t, ti, k, lg), sc in zip(items, scores, strict=True)
+        ]
+
+    def combine(self, cats: Categorisation, scores: Mapping[str, float], *, kind: str) -> Categorisation:
+        """The rules' categorisation with the attached model's confident categories and primary added."""
+        model = self.trained
+        news, fallback = self.news_category, self.fallback_category
+        usable = {
+            c: float(p)
+            for c, p in scores.items()
+            if c in self.categories and not self.categories[c].protected and (kind == "news" or c != news)
+        }
+        if model is None or not usable:
+            return cats
+        top = max(usable, key=lambda c: (usable[c], c))
+        threshold = getattr(model, "combine_threshold", model.threshold)
+        chosen = {c for c, p in usable.items() if p >= threshold} if model.multi_label else set()
+        if usable[top] >= threshold:
+            chosen.add(top)
+        chosen.discard(fallback)  # "nothing matched" stays the rules' call
+        if not chosen:
+            return cats
+        enricher = model.enricher
+        by_key: dict[str, Label] = {lb.value: lb for lb in cats.labels if lb.name == "category"}
+        if fallback in by_key and fallback not in chosen and by_key[fallback].enricher == self.enricher:
+            del by_key[fallback]  # the model found a topic where the rules found none
+        for c in chosen:
+            by_key.setdefault(c, Label("category", c, round(usable[c], 4), enricher))
+        primary_label = next(lb for lb in cats.labels if lb.name == "primary")
+        primary = cats.primary
+        if top in chosen and top != cats.primary:
+            primary, primary_label = top, Label("primary", top, round(usable[top], 4), enricher)
+        categories = [k for k in self.categories if k in by_key]
+        subs = [lb for lb in cats.labels if lb.name == "subcategory"]
+        labels = [by_key[k] for k in categories] + subs + [primary_label]
+        return Categorisation(tuple(labels), primary, tuple(categories))
+
+    def classify_rules(
         self, text: str, *, title: str | None = None, kind: str = "social", lang: str = "en"
     ) -> Categorisation:
-        """Labels for one post. ``lang`` is accepted for the interface; every language's terms apply."""
+        """The rules' labels for one post. ``lang`` is accepted for the interface; every language's terms apply."""
         folded = fold(f"{title}\n{text}" if title else text)
         positions: dict[str, set[int]] = {}
         sub_positions: dict[tuple[str, str], set[int]] = {}

@@ -43,6 +43,7 @@ def to_naive_utc(value: datetime) -> datetime:
 class BatchResult:
     stored: int
     unchanged: int
+    deleted: int = 0
 
 
 class Store:
@@ -59,6 +60,9 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        from openear.store.queries import AggregateCache
+
+        self.aggregates = AggregateCache()  # the dashboard's figures, until the data changes (queries.data_version)
 
     # -- schema ---------------------------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -162,19 +166,30 @@ class Store:
         *,
         rejections: Iterable[Rejection] = (),
         cursor: tuple[str, str] | None = None,
+        deletions: tuple[str, Sequence[str]] | None = None,
     ) -> BatchResult:
         """Upsert a batch of enriched posts, the guard's counts and the source cursor in one transaction.
 
         Scrubs are counted for posts stored (new or changed) only, and rejections once per item digest, so a
-        re-delivered batch changes nothing.
+        re-delivered batch changes nothing. ``deletions`` (source, external ids the source deleted) are applied
+        first, in the same transaction: a deletion and the cursor that covers it commit together or not at all.
         """
         for item in batch:
             if not isinstance(item, EnrichedPost) or not isinstance(item.post, GuardedPost):
                 raise TypeError("the store accepts only GuardedPost (via EnrichedPost) built by openear.guard")
+        # The same post twice in one batch (an edit delivered with its original): the last version wins and the
+        # earlier ones count as unchanged, as if they had been stored and then replaced in the same instant.
+        last = {(i.post.source, i.post.external_id): n for n, i in enumerate(batch)}
+        superseded = len(batch) - len(last)
+        if superseded:
+            batch = [i for n, i in enumerate(batch) if last[(i.post.source, i.post.external_id)] == n]
         now = utcnow()
-        stored = unchanged = 0
+        stored = deleted = 0
+        unchanged = superseded
         with self.begin() as conn:
             self._write_lock(conn)
+            if deletions is not None:
+                deleted = self._delete(conn, deletions[0], deletions[1])
             existing = self._existing(conn, batch)
             cluster_ids = self._clusters_for(conn, batch, now)
             new_rows: list[dict[str, Any]] = []
@@ -193,7 +208,6 @@ class Store:
                 if prior is None:
                     new_rows.append(row)
                     new_items.append(item)
-                    existing[key] = (-1, item.content_hash)  # a repeat inside the batch is unchanged
                 else:
                     del row["stored_at"]
                     # An analyst's overrides outlive re-enrichment: keep their labels and the values they set.
@@ -228,7 +242,7 @@ class Store:
             self._add_guard_counts(conn, counts)
             if cursor is not None:
                 self._save_cursor(conn, cursor[0], cursor[1], now)
-        return BatchResult(stored=stored, unchanged=unchanged)
+        return BatchResult(stored=stored, unchanged=unchanged, deleted=deleted)
 
     def _write_lock(self, conn: Connection) -> None:
         """On PostgreSQL, one batch writer at a time until the transaction ends (SQLite has one writer anyway).
@@ -421,21 +435,26 @@ class Store:
         ids = sorted(set(external_ids))
         if not ids:
             return 0
-        deleted = 0
         with self.begin() as conn:
-            touched: set[int] = set()
-            for chunk in _chunks(ids, 500):
-                where = (posts.c.source == source) & posts.c.external_id.in_(chunk)
-                rows = conn.execute(select(posts.c.id, posts.c.cluster_id).where(where)).all()
-                if not rows:
-                    continue
-                touched.update(c for _, c in rows if c is not None)
-                conn.execute(labels.delete().where(labels.c.post_id.in_([pid for pid, _ in rows])))
-                deleted += conn.execute(posts.delete().where(where)).rowcount
-            if touched:
-                self._refresh_clusters(conn, touched)
-                live = select(posts.c.cluster_id).where(posts.c.cluster_id.in_(sorted(touched))).distinct()
-                conn.execute(clusters.delete().where(clusters.c.id.in_(sorted(touched)), clusters.c.id.not_in(live)))
+            return self._delete(conn, source, ids)
+
+    def _delete(self, conn: Connection, source: str, external_ids: Iterable[str]) -> int:
+        """Delete posts of ``source`` by external id inside ``conn``'s transaction; returns how many."""
+        ids = sorted(set(external_ids))
+        deleted = 0
+        touched: set[int] = set()
+        for chunk in _chunks(ids, 500):
+            where = (posts.c.source == source) & posts.c.external_id.in_(chunk)
+            rows = conn.execute(select(posts.c.id, posts.c.cluster_id).where(where)).all()
+            if not rows:
+                continue
+            touched.update(c for _, c in rows if c is not None)
+            conn.execute(labels.delete().where(labels.c.post_id.in_([pid for pid, _ in rows])))
+            deleted += conn.execute(posts.delete().where(where)).rowcount
+        if touched:
+            self._refresh_clusters(conn, touched)
+            live = select(posts.c.cluster_id).where(posts.c.cluster_id.in_(sorted(touched))).distinct()
+            conn.execute(clusters.delete().where(clusters.c.id.in_(sorted(touched)), clusters.c.id.not_in(live)))
         return deleted
     # ---- end live sources --------------------------------------------------------------------------------------
 

@@ -11,8 +11,11 @@ returns it. The dialect-specific bits (full-text search, day bucketing) live in 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -25,7 +28,6 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    case,
     cast,
     column,
     func,
@@ -37,19 +39,25 @@ from sqlalchemy import (
     true,
 )
 
-from openear.store.schema import clusters, guard_counts, labels, posts, sources
+from openear.store.schema import clusters, data_version, guard_counts, labels, post_rollups, posts, sources
 
 __all__ = [
     "EXCERPT_CHARS",
     "GUARD_ACTIONS",
     "UNCATEGORISED",
     "UNKNOWN",
+    "AggregateCache",
     "Period",
     "PostFilter",
     "category_split",
+    "cluster_count",
+    "clusters_page",
+    "count_posts",
+    "current_data_version",
     "day_bucket",
     "fts_condition",
     "fts_match_string",
+    "get_cluster",
     "get_post",
     "guard_summary",
     "language_split",
@@ -230,32 +238,136 @@ def _excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
     return cut.rstrip() + "…"
 
 
+# -- rollups ---------------------------------------------------------------------------------------------
+# Aggregates over a period read whole UTC days from ``post_rollups`` (kept by triggers on ``posts``, migration
+# 0007_rollups) and group only the posts of the period's partial first and last days.
+_DIMENSIONS: dict[str, tuple[Any, str | None]] = {  # rollup dimension -> (posts column, value when NULL)
+    "category": (posts.c.category, UNCATEGORISED),
+    "sentiment": (posts.c.sentiment, UNKNOWN),
+    "lang": (posts.c.lang, UNKNOWN),
+    "source": (posts.c.source, None),
+    "kind": (posts.c.kind, None),
+}
+_DAY = timedelta(days=1)
+
+
+def _plan(since: datetime, until: datetime) -> tuple[tuple[str, str] | None, list[tuple[datetime, datetime]]]:
+    """Split naive-UTC ``[since, until)`` into whole days (first, last, inclusive; ``None`` when there are none)
+    and the partial-day ranges left over."""
+    first = datetime.combine(since.date(), time())
+    if first < since:
+        first += _DAY
+    end = datetime.combine(until.date(), time())
+    if first >= end:
+        return None, [(since, until)]
+    edges = [(a, b) for a, b in ((since, first), (end, until)) if a < b]
+    return (first.date().isoformat(), (end - _DAY).date().isoformat()), edges
+
+
+def _in_ranges(ranges: list[tuple[datetime, datetime]]) -> ColumnElement[bool]:
+    return or_(*(and_(posts.c.created_at >= a, posts.c.created_at < b) for a, b in ranges))
+
+
+def _dim_key(dim: str) -> Any:
+    col, default = _DIMENSIONS[dim]
+    return col if default is None else func.coalesce(col, default)
+
+
+def _rollup_where(dim: str, days: tuple[str, str] | None) -> ColumnElement[bool]:
+    cond = post_rollups.c.dim == dim
+    return cond if days is None else and_(cond, post_rollups.c.day >= days[0], post_rollups.c.day <= days[1])
+
+
+def _counts(conn: Connection, dim: str, period: Period) -> dict[str, int]:
+    """Posts per value of ``dim`` in the period (values with none left out)."""
+    days, edges = _plan(_naive(period.since), _naive(period.until))
+    out: dict[str, int] = {}
+    if days is not None:
+        n = func.sum(post_rollups.c.n)
+        for k, v in conn.execute(
+            select(post_rollups.c.value, n).where(_rollup_where(dim, days)).group_by(post_rollups.c.value)
+        ):
+            out[str(k)] = out.get(str(k), 0) + int(v)
+    if edges:
+        key = _dim_key(dim)
+        for k, v in conn.execute(select(key, func.count()).where(_in_ranges(edges)).group_by(key)):
+            out[str(k)] = out.get(str(k), 0) + int(v)
+    return {k: v for k, v in out.items() if v > 0}
+
+
 def _split(conn: Connection, col: Any, period: Period, default: str) -> dict[str, int]:
-    key = func.coalesce(col, default)
-    n = func.count()
-    rows = conn.execute(select(key, n).where(_in_period(period)).group_by(key).order_by(n.desc(), key)).all()
-    return {str(k): int(v) for k, v in rows}
+    """Posts per value of ``col`` (``default`` where NULL), largest first, ties by value."""
+    counts = _counts(conn, col.name, period)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _multi_clusters(period: Period) -> Select[Any]:
+    """``cluster_id, size, first_seen, last_seen, rep`` of the clusters with 2+ posts in the period.
+
+    Candidates come from ``clusters`` (2+ posts in all, the last one since the period began: a partial index), so only
+    their posts are grouped. Every write path refreshes ``clusters.size``/``first_seen``/``last_seen``; a stale
+    row only ever overstates them, which keeps a cluster among the candidates.
+    """
+    since = _naive(period.since)
+    # Not also ``first_seen < until``: its test reads every candidate's row, and the period's own test rules them out.
+    candidates = select(clusters.c.id).where(clusters.c.size >= literal_column("2"), clusters.c.last_seen >= since)
+    return (
+        select(
+            posts.c.cluster_id,
+            func.count().label("size"),
+            func.min(posts.c.created_at).label("first_seen"),
+            func.max(posts.c.created_at).label("last_seen"),
+            func.min(posts.c.id).label("rep"),
+        )
+        .where(posts.c.cluster_id.in_(candidates.scalar_subquery()), _in_period(period))
+        .group_by(posts.c.cluster_id)
+        .having(func.count() >= 2)
+    )
+
+
+def count_posts(conn: Connection, flt: PostFilter) -> int:
+    """How many posts match the facets of ``flt`` (its ``q`` is ignored): from the rollups when at most one of
+    category, sentiment, lang, source and kind is set (the partial days of a period by counting rows),
+    otherwise by counting rows."""
+    facets = {name: getattr(flt, name) for name in _DIMENSIONS if getattr(flt, name)}
+    if len(facets) > 1:
+        stmt = _filtered(conn, replace(flt, q=None), select(func.count()).select_from(posts))
+        return int(conn.execute(stmt).scalar_one())
+    dim, value = next(iter(facets.items())) if facets else ("kind", None)
+    lo = _naive(flt.since) if flt.since is not None else None
+    hi = _naive(flt.until) if flt.until is not None else None
+    days: tuple[str, str] | None = None
+    edges: list[tuple[datetime, datetime]] = []
+    whole = True  # no period: every day of the rollups
+    if lo is not None or hi is not None:
+        lo, hi = lo or datetime(1, 1, 2), hi or datetime(9999, 12, 30)
+        if lo >= hi:
+            return 0
+        days, edges = _plan(lo, hi)
+        whole = days is not None
+    total = 0
+    if whole:
+        cond = _rollup_where(dim, days)
+        if value is not None:
+            cond = and_(cond, post_rollups.c.value == value)
+        total += int(conn.execute(select(func.coalesce(func.sum(post_rollups.c.n), 0)).where(cond)).scalar_one())
+    if edges:
+        edge = _in_ranges(edges)
+        if value is not None:
+            edge = and_(edge, _dim_key(dim) == value)
+        total += int(conn.execute(select(func.count()).select_from(posts).where(edge)).scalar_one())
+    return total
 
 
 # -- aggregates --------------------------------------------------------------------------------------------
-def totals(conn: Connection, period: Period) -> dict[str, int]:
-    """Posts (news, social), clusters of 2+ posts, sources with posts and the guard's counts in the period."""
-    row = conn.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((posts.c.kind == "news", 1), else_=0)), 0),
-            func.coalesce(func.sum(case((posts.c.kind == "social", 1), else_=0)), 0),
-            func.count(func.distinct(posts.c.source)),
-        ).where(_in_period(period))
-    ).one()
-    sized = (
-        select(posts.c.cluster_id)
-        .where(_in_period(period), posts.c.cluster_id.is_not(None))
-        .group_by(posts.c.cluster_id)
-        .having(func.count() >= 2)
-        .subquery()
-    )
-    n_clusters = conn.execute(select(func.count()).select_from(sized)).scalar_one()
+def totals(conn: Connection, period: Period, n_clusters: int | None = None) -> dict[str, int]:
+    """Posts (news, social), clusters of 2+ posts, sources with posts and the guard's counts in the period.
+
+    ``n_clusters``: the cluster count where the caller has it already (see :func:`clusters_page`)."""
+    kinds = _counts(conn, "kind", period)
+    n_sources = len(_counts(conn, "source", period))
+    if n_clusters is None:
+        n_clusters = cluster_count(conn, period)
     guard = dict.fromkeys(GUARD_ACTIONS, 0)
     for action, n in conn.execute(
         select(guard_counts.c.action, func.sum(guard_counts.c.n))
@@ -264,23 +376,30 @@ def totals(conn: Connection, period: Period) -> dict[str, int]:
     ):
         guard[action] = int(n or 0)
     return {
-        "posts": int(row[0]),
-        "news": int(row[1]),
-        "social": int(row[2]),
-        "clusters": int(n_clusters),
-        "sources": int(row[3]),
+        "posts": sum(kinds.values()),
+        "news": kinds.get("news", 0),
+        "social": kinds.get("social", 0),
+        "clusters": n_clusters,
+        "sources": n_sources,
         **guard,
     }
 
 
 def volume_by_category(conn: Connection, period: Period) -> list[tuple[str, str, int]]:
     """``(day, category, n)`` per UTC day and primary category, ordered by day then category."""
-    day = day_bucket(conn, posts.c.created_at)
-    cat = func.coalesce(posts.c.category, UNCATEGORISED)
-    rows = conn.execute(
-        select(day, cat, func.count()).where(_in_period(period)).group_by(day, cat).order_by(day, cat)
-    ).all()
-    return [(str(d), str(c), int(n)) for d, c, n in rows]
+    days, edges = _plan(_naive(period.since), _naive(period.until))
+    out: dict[tuple[str, str], int] = {}
+    if days is not None:
+        for d, c, n in conn.execute(
+            select(post_rollups.c.day, post_rollups.c.value, post_rollups.c.n).where(_rollup_where("category", days))
+        ):
+            out[(str(d), str(c))] = out.get((str(d), str(c)), 0) + int(n)
+    if edges:
+        day = day_bucket(conn, posts.c.created_at)
+        cat = _dim_key("category")
+        for d, c, n in conn.execute(select(day, cat, func.count()).where(_in_ranges(edges)).group_by(day, cat)):
+            out[(str(d), str(c))] = out.get((str(d), str(c)), 0) + int(n)
+    return [(d, c, n) for (d, c), n in sorted(out.items()) if n > 0]
 
 
 def sentiment_split(conn: Connection, period: Period) -> dict[str, int]:
@@ -318,31 +437,29 @@ def _majority(conn: Connection, ids: list[int], col: Any, period: Period, defaul
     return {cid: v for cid, (_, v) in best.items()}
 
 
-def top_clusters(conn: Connection, period: Period, limit: int = 10) -> list[dict[str, Any]]:
-    """The largest near-duplicate clusters (2+ posts in the period), largest first.
+def top_clusters(conn: Connection, period: Period, limit: int = 10, offset: int = 0) -> list[dict[str, Any]]:
+    """The largest near-duplicate clusters (2+ posts in the period), largest first (``offset`` skips as many).
 
     Each: ``id``, ``size`` (posts in the period), ``total_size`` (all time), ``first_seen``/``last_seen`` (in
     the period), ``category`` and ``sentiment`` (most common in the period), ``post_id`` and ``excerpt`` (the
     cluster's earliest post in the period, at most 280 characters; already scrubbed by the guard).
     """
-    size = func.count().label("size")
-    last = func.max(posts.c.created_at).label("last_seen")
+    return clusters_page(conn, period, limit, offset)[0]
+
+
+def clusters_page(
+    conn: Connection, period: Period, limit: int = 10, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """:func:`top_clusters` and :func:`cluster_count` from one grouping of the period's posts (the costly part)."""
+    sized = _multi_clusters(period).subquery()
     rows = conn.execute(
-        select(
-            posts.c.cluster_id,
-            size,
-            func.min(posts.c.created_at).label("first_seen"),
-            last,
-            func.min(posts.c.id).label("rep"),
-        )
-        .where(_in_period(period), posts.c.cluster_id.is_not(None))
-        .group_by(posts.c.cluster_id)
-        .having(func.count() >= 2)
-        .order_by(size.desc(), last.desc(), posts.c.cluster_id)
+        select(sized, func.count().over().label("total"))
+        .order_by(sized.c.size.desc(), sized.c.last_seen.desc(), sized.c.cluster_id)
         .limit(limit)
+        .offset(offset)
     ).all()
     if not rows:
-        return []
+        return [], (cluster_count(conn, period) if offset else 0)
     ids = [r.cluster_id for r in rows]
     cats = _majority(conn, ids, posts.c.category, period, UNCATEGORISED)
     sents = _majority(conn, ids, posts.c.sentiment, period, UNKNOWN)
@@ -369,7 +486,41 @@ def top_clusters(conn: Connection, period: Period, limit: int = 10) -> list[dict
                 "excerpt": _excerpt(rep.text or rep.title),
             }
         )
-    return out
+    return out, int(rows[0].total)
+
+
+def cluster_count(conn: Connection, period: Period) -> int:
+    """How many clusters :func:`top_clusters` can list for the period (2+ posts in it)."""
+    return int(conn.execute(select(func.count()).select_from(_multi_clusters(period).subquery())).scalar_one())
+
+
+def get_cluster(conn: Connection, cluster_id: int) -> dict[str, Any] | None:
+    """One cluster over all time: ``id, size, first_seen, last_seen, category, sentiment, post_id, excerpt``
+    (the category and sentiment most of its posts have; the earliest post and its excerpt), or ``None``."""
+    row = conn.execute(
+        select(
+            func.count().label("size"),
+            func.min(posts.c.created_at).label("first_seen"),
+            func.max(posts.c.created_at).label("last_seen"),
+            func.min(posts.c.id).label("rep"),
+        ).where(posts.c.cluster_id == cluster_id)
+    ).first()
+    if row is None or not row.size:
+        return None
+    everything = Period(datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+    rep = conn.execute(select(posts.c.text, posts.c.title).where(posts.c.id == row.rep)).first()
+    return {
+        "id": cluster_id,
+        "size": int(row.size),
+        "first_seen": _aware(row.first_seen),
+        "last_seen": _aware(row.last_seen),
+        "category": _majority(conn, [cluster_id], posts.c.category, everything, UNCATEGORISED).get(
+            cluster_id, UNCATEGORISED
+        ),
+        "sentiment": _majority(conn, [cluster_id], posts.c.sentiment, everything, UNKNOWN).get(cluster_id, UNKNOWN),
+        "post_id": int(row.rep),
+        "excerpt": _excerpt((rep.text or rep.title) if rep else ""),
+    }
 
 
 def media_coverage(conn: Connection, period: Period, limit: int = 50) -> list[dict[str, Any]]:
@@ -485,6 +636,8 @@ def search_posts(
 
 
 def _count(conn: Connection, flt: PostFilter) -> int:
+    if not (flt.q and fts_match_string(flt.q) is not None):
+        return count_posts(conn, flt)
     return int(conn.execute(_filtered(conn, flt, select(func.count()).select_from(posts))).scalar_one())
 
 
@@ -515,7 +668,12 @@ def post_labels(conn: Connection, post_id: int) -> list[dict[str, Any]]:
 def list_sources(conn: Connection) -> list[dict[str, Any]]:
     """Declared sources with their stored post counts: ``name, connector, visibility, kind, country,
     last_run_at, posts``, by name."""
-    counts = select(posts.c.source, func.count().label("n")).group_by(posts.c.source).subquery("post_counts")
+    counts = (
+        select(post_rollups.c.value.label("source"), func.sum(post_rollups.c.n).label("n"))
+        .where(post_rollups.c.dim == "source")
+        .group_by(post_rollups.c.value)
+        .subquery("post_counts")
+    )
     rows = conn.execute(
         select(
             sources.c.name,
@@ -530,3 +688,41 @@ def list_sources(conn: Connection) -> list[dict[str, Any]]:
         .order_by(sources.c.name)
     ).all()
     return [{**dict(r._mapping), "last_run_at": _aware(r.last_run_at), "posts": int(r.posts)} for r in rows]
+
+
+def current_data_version(conn: Connection) -> int:
+    """The counter that triggers move on every change to posts, clusters or guard counts (migration 0009)."""
+    return int(conn.execute(select(data_version.c.n)).scalar_one_or_none() or 0)
+
+
+class AggregateCache:
+    """A per-process memo of aggregate results, valid while :func:`current_data_version` stands still.
+
+    The version is read on the caller's connection before computing, so a result is never newer-labelled than
+    its data: a write that lands meanwhile only causes one extra recomputation. Least recently used entries go
+    first beyond ``size``.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, conn: Connection, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The cached value of ``key`` if the data has not changed since it was computed, else ``compute()``."""
+        version = current_data_version(conn)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == version:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry[1]
+            self.misses += 1
+        value = compute()
+        with self._lock:
+            self._entries[key] = (version, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return value

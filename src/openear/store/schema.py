@@ -7,6 +7,7 @@ Times are stored as naive UTC. No table holds a raw handle, name, avatar or prof
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -87,7 +89,6 @@ posts = Table(
 )
 Index("ix_posts_created_at", posts.c.created_at)
 Index("ix_posts_category_created", posts.c.category, posts.c.created_at)
-Index("ix_posts_cluster", posts.c.cluster_id)
 
 labels = Table(
     "labels",
@@ -176,6 +177,15 @@ api_tokens = Table(
     Column("created_at", DateTime, nullable=False),
     Column("last_used_at", DateTime),
     Column("revoked_at", DateTime),
+)
+
+# Owner team membership (issue 6; migration 0006_user_teams): the teams (from the triage config) whose cases an
+# owner sees and works. Other roles see all teams' cases (analyst, admin) or none (viewer).
+user_teams = Table(
+    "user_teams",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("team", String(100), primary_key=True),
 )
 
 # A user's saved searches: the query text and the explorer's filters (JSON). Never shared, never by author.
@@ -318,4 +328,116 @@ source_status = Table(
     Column("last_ok_at", DateTime),
     Column("skipped", Text),
     Column("deleted", Integer, nullable=False, server_default="0"),
+)
+
+# ---- dashboard rollups (issue 6, issue 7 part 5): migration 0007_rollups -----------------------------------------
+# Posts per UTC day and value of one dimension (category, sentiment, lang, source, kind), kept in the writing
+# transaction by triggers on ``posts``; the overview reads whole days here instead of grouping every post.
+post_rollups = Table(
+    "post_rollups",
+    metadata,
+    Column("dim", String(10), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    Column("value", String(200), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+# ---- sign-in throttling: migration 0010_login_throttle ------------------------------------------------------------
+# Failed sign-ins and lockouts per username or client address, as hashes (web.auth.LoginThrottle with a store).
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(8), nullable=False),  # user | ip
+    Column("key", String(64), nullable=False),  # sha256 of the casefolded username or the address
+    Column("at", Float, nullable=False),  # seconds since the epoch
+)
+Index("ix_login_failures_key", login_failures.c.scope, login_failures.c.key, login_failures.c.at)
+Index("ix_login_failures_at", login_failures.c.at)
+login_locks = Table(
+    "login_locks",
+    metadata,
+    Column("scope", String(8), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("until", Float, nullable=False),
+)
+
+# ---- cache invalidation: migration 0009_data_version ---------------------------------------------------------------
+# One row whose ``n`` triggers move on every change to posts, clusters or guard_counts (see queries.data_version).
+data_version = Table(
+    "data_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+Index(
+    "ix_clusters_multi_last_seen",
+    clusters.c.last_seen,
+    sqlite_where=text("size >= 2"),
+    postgresql_where=text("size >= 2"),
+)
+
+# ---- analyst-trained models and emerging topics (issue 8): migration 0008_models ---------------------------------
+# The registry of category models fitted by ``openear train`` (weights: plain files under the workspace's models/
+# folder, ``path`` relative to it); at most one active.
+models = Table(
+    "models",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(30), nullable=False),  # categories
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("data_hash", String(64), nullable=False),  # SHA-256 of the training examples
+    Column("data_source", Text, nullable=False),  # "store" or the JSON Lines file
+    Column("n_examples", Integer, nullable=False),
+    Column("classes", Text, nullable=False),  # JSON list
+    Column("metrics", Text, nullable=False),  # JSON: cross-validated precision, recall, F1 per class, macro F1
+    Column("path", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="0"),
+    Column("activated_at", DateTime),
+)
+
+# Emerging topics found each day among the posts no category explains: terms, counts, representative post ids
+# (their text is read from ``posts`` when shown, so the purge and deletions at the source reach it). No author.
+topics = Table(
+    "topics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", String(10), nullable=False),  # YYYY-MM-DD (UTC), the window's last day
+    Column("rank", Integer, nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Column("terms", Text, nullable=False),  # JSON list, strongest first
+    Column("n_posts", Integer, nullable=False),  # near-duplicate groups in the window
+    Column("n_previous", Integer, nullable=False),  # in the window before, scaled to the same length
+    Column("score", Float, nullable=False),
+    Column("post_ids", Text, nullable=False),  # JSON list of representative post ids
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("day", "rank", name="uq_topics_day_rank"),
+)
+
+# ---- scheduled jobs (issue 5): migration 0005_jobs ----------------------------------------------------------------
+# The last run of each job of the scheduler in ``openear run`` (reports, escalation sweep, spike alerts, retention
+# purge), so that a restart neither repeats a job nor forgets one that is due.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("last_run_at", DateTime),  # the last successful run: when the next is due
+    Column("last_attempt_at", DateTime),  # a failed attempt is retried after a while
+    Column("last_ok_at", DateTime),
+    Column("last_error", Text),
+    Column("last_result", Text),  # a short summary of what the last run did
+    Column("runs", Integer, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+)
+# Replaces ix_posts_cluster: a cluster's posts and their times without reading the rows (clusters of the period).
+Index("ix_posts_cluster_created", posts.c.cluster_id, posts.c.created_at)
+# The period aggregates' partial first and last days, grouped from the index alone.
+Index(
+    "ix_posts_created_dims",
+    posts.c.created_at,
+    posts.c.kind,
+    posts.c.source,
+    posts.c.lang,
+    posts.c.sentiment,
+    posts.c.category,
 )

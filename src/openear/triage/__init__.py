@@ -179,8 +179,16 @@ def open_case(
 
 
 def open_case_for(
-    conn: Connection, cfg: TriageConfig, *, actor: str, now: datetime | None = None, post_id: int | None = None,
-    cluster_id: int | None = None, title: str | None = None, priority: str = "normal", team: str | None = None,
+    conn: Connection,
+    cfg: TriageConfig,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    post_id: int | None = None,
+    cluster_id: int | None = None,
+    title: str | None = None,
+    priority: str = "normal",
+    team: str | None = None,
 ) -> int:
     """Flag one post or one cluster: the title, category and owner team come from it unless given."""
     if (post_id is None) == (cluster_id is None):
@@ -300,9 +308,7 @@ def list_cases(
     conn: Connection, *, status: str | Sequence[str] | None = None, team: str | None = None
 ) -> list[dict[str, Any]]:
     """Cases with their linked post and cluster counts, newest first."""
-    n_posts = (
-        select(func.count()).select_from(case_posts).where(case_posts.c.case_id == cases.c.id).scalar_subquery()
-    )
+    n_posts = select(func.count()).select_from(case_posts).where(case_posts.c.case_id == cases.c.id).scalar_subquery()
     n_clusters = (
         select(func.count()).select_from(case_clusters).where(case_clusters.c.case_id == cases.c.id).scalar_subquery()
     )
@@ -342,8 +348,15 @@ def get_case(conn: Connection, case_id: int, *, post_limit: int = 200) -> dict[s
         dict(p)
         for p in conn.execute(
             select(
-                posts.c.id, posts.c.source, posts.c.created_at, posts.c.lang, posts.c.category, posts.c.sentiment,
-                posts.c.title, posts.c.text, posts.c.cluster_id,
+                posts.c.id,
+                posts.c.source,
+                posts.c.created_at,
+                posts.c.lang,
+                posts.c.category,
+                posts.c.sentiment,
+                posts.c.title,
+                posts.c.text,
+                posts.c.cluster_id,
             )
             .join(case_posts, case_posts.c.post_id == posts.c.id)
             .where(case_posts.c.case_id == case_id)
@@ -468,9 +481,11 @@ def check_escalations(conn: Connection, cfg: TriageConfig, *, now: datetime | No
     esc = cfg.escalation
     done: list[Escalation] = []
     window = timedelta(hours=esc.volume_window_hours)
-    for row in conn.execute(
-        select(cases).where(cases.c.status.in_(("new", "investigating"))).order_by(cases.c.id)
-    ).mappings().all():
+    for row in (
+        conn.execute(select(cases).where(cases.c.status.in_(("new", "investigating"))).order_by(cases.c.id))
+        .mappings()
+        .all()
+    ):
         rule = reason = None
         if row["priority"] in esc.priorities:
             rule, reason = "priority", f"priority is {row['priority']}"
@@ -526,9 +541,15 @@ def case_for_alert(conn: Connection, cfg: TriageConfig, alert: dict[str, Any], *
     actor = f"alert:{alert['id']}"
     if existing is None:
         case_id = open_case(
-            conn, title=describe(alert), team=cfg.owner_of(category) or cfg.management, actor=actor, origin=actor,
-            now=t, category=category, priority=cfg.alerts.case_priority if cfg.alerts.case_priority in PRIORITIES
-            else "high", post_ids=alert["post_ids"],
+            conn,
+            title=describe(alert),
+            team=cfg.owner_of(category) or cfg.management,
+            actor=actor,
+            origin=actor,
+            now=t,
+            category=category,
+            priority=cfg.alerts.case_priority if cfg.alerts.case_priority in PRIORITIES else "high",
+            post_ids=alert["post_ids"],
         )
     else:
         case_id = int(existing)
@@ -565,3 +586,44 @@ def run(store: Any, cfg: TriageConfig, *, now: datetime | None = None, notifier:
     with store.begin() as conn:
         record_deliveries(conn, sent, t)
     return result
+
+
+def _notify(store: Any, cfg: TriageConfig, items: list[tuple[Any, Any]], t: datetime, notifier: Any) -> list[Any]:
+    from openear.channels import ChannelNotifier, record_deliveries
+
+    notifier = notifier or ChannelNotifier(cfg.channels)
+    sent: list[Any] = []
+    for team, message in items:
+        sent += notifier.notify(team, message)
+    with store.begin() as conn:
+        record_deliveries(conn, sent, t)
+    return sent
+
+
+def check_alerts(store: Any, cfg: TriageConfig, *, now: datetime | None = None, notifier: Any = None) -> list[dict]:
+    """The spike-alert job: detect spikes (a category spike opens or joins a case) and tell the owners."""
+    from openear import alerts as alerts_mod
+
+    t = _naive(now)
+    with store.begin() as conn:
+        found = alerts_mod.detect(conn, cfg.alerts, now=t)
+        for a in found:
+            if a["dimension"] == "category" and a["granularity"] == "day" and cfg.alerts.open_cases:
+                a["case_id"] = case_for_alert(conn, cfg, a, now=t)
+    items = []
+    for a in found:
+        owner = cfg.owner_of(a["value"]) if a["dimension"] == "category" else None
+        items.append(((cfg.team(owner) if owner else None) or cfg.management_team, alerts_mod.alert_message(a)))
+    _notify(store, cfg, items, t, notifier)
+    return found
+
+
+def sweep_escalations(
+    store: Any, cfg: TriageConfig, *, now: datetime | None = None, notifier: Any = None
+) -> list[Escalation]:
+    """The escalation job: apply the priority, volume and SLA rules and tell the management group."""
+    t = _naive(now)
+    with store.begin() as conn:
+        done = check_escalations(conn, cfg, now=t)
+    _notify(store, cfg, [(cfg.management_team, escalation_message(e, cfg)) for e in done], t, notifier)
+    return done

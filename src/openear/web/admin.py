@@ -17,8 +17,9 @@ from openear.collector import source_statuses
 from openear.store import Store
 from openear.store import queries as q
 from openear.store.schema import audit_log, sessions, users
-from openear.web import auth, exports, overrides, tokens
+from openear.web import auth, exports, membership, overrides, tokens
 from openear.web.roles import requires
+from openear.web.triage_access import triage_config
 
 __all__ = ["router"]
 
@@ -54,18 +55,18 @@ def _users_page(request: Request, status_code: int = 200, **flash: Any) -> Respo
                 users.c.username
             )
         ).all()
-        live = dict(
-            conn.execute(select(sessions.c.user_id, func.count()).group_by(sessions.c.user_id)).all()
-        )
+        live = dict(conn.execute(select(sessions.c.user_id, func.count()).group_by(sessions.c.user_id)).all())
         toks = tokens.list_tokens(conn)
+        teams = membership.teams_by_user(conn)
     return _render(
         request,
         "admin_users.html",
         status_code=status_code,
         nav="users",
-        users=[{**dict(r._mapping), "sessions": int(live.get(r.id, 0))} for r in rows],
+        users=[{**dict(r._mapping), "sessions": int(live.get(r.id, 0)), "teams": teams.get(r.id, [])} for r in rows],
         tokens=toks,
         roles=auth.ROLES,
+        all_teams=_known_teams(request),
         flash=flash.get("flash"),
         error=flash.get("error"),
         password=flash.get("password"),
@@ -85,17 +86,27 @@ def _username(conn: Any, user_id: int) -> str:
     return str(name)
 
 
+def _known_teams(request: Request) -> list[str]:
+    return [t.name for t in triage_config(request).teams]
+
+
 @router.post("/admin/users", include_in_schema=False, dependencies=[Depends(requires("users.manage"))])
-def add_user(request: Request, username: str = Form(...), role: str = Form(...)) -> Response:
-    """Add a user with a generated password, shown once."""
+def add_user(
+    request: Request, username: str = Form(...), role: str = Form(...), team: list[str] = Form([])
+) -> Response:
+    """Add a user with a generated password, shown once; an owner with their teams."""
     me = _me(request)
     password = auth.generate_password()
+    teams = [t for t in team if t.strip()]
     try:
         with audit.transaction(_store(request)) as conn:
             if conn.execute(select(users.c.id).where(users.c.username == username.strip())).first():
                 raise ValueError("That username is taken.")
             auth.create_user(conn, username, password, role)
             audit.record(conn, me.username, "user.add", f"user:{username.strip()}", {"role": role})
+            if teams:
+                _, after = membership.set_user_teams(conn, username, teams, _known_teams(request))
+                audit.record(conn, me.username, "user.teams", f"user:{username.strip()}", {"from": [], "to": after})
     except ValueError as exc:
         return _users_page(request, 400, error=str(exc))
     return _users_page(request, flash=f"User {username.strip()} added. Their one-time password:", password=password)
@@ -115,6 +126,21 @@ def set_role(request: Request, user_id: int, role: str = Form(...)) -> Response:
         conn.execute(update(users).where(users.c.id == user_id).values(role=role))
         conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
         audit.record(conn, me.username, "user.role", f"user:{name}", {"from": old, "to": role})
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/teams", include_in_schema=False, dependencies=[Depends(requires("users.manage"))])
+def set_teams(request: Request, user_id: int, team: list[str] = Form([])) -> Response:
+    """Set the teams an owner belongs to (the cases and alerts they see); takes effect on their next request."""
+    me = _me(request)
+    try:
+        with audit.transaction(_store(request)) as conn:
+            name = _username(conn, user_id)
+            before, after = membership.set_user_teams(conn, name, team, _known_teams(request))
+            if before != after:
+                audit.record(conn, me.username, "user.teams", f"user:{name}", {"from": before, "to": after})
+    except ValueError as exc:
+        return _users_page(request, 400, error=str(exc))
     return RedirectResponse("/admin/users", status_code=303)
 
 
@@ -182,13 +208,17 @@ def audit_page(request: Request, actor: str = "", action: str = "", page: str = 
     conds = _audit_conds(actor, action)
     with store.connect() as conn:
         total = int(conn.execute(select(func.count()).select_from(audit_log).where(*conds)).scalar_one())
-        rows = conn.execute(
-            select(audit_log)
-            .where(*conds)
-            .order_by(audit_log.c.id.desc())
-            .limit(AUDIT_PAGE)
-            .offset((page_n - 1) * AUDIT_PAGE)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                select(audit_log)
+                .where(*conds)
+                .order_by(audit_log.c.id.desc())
+                .limit(AUDIT_PAGE)
+                .offset((page_n - 1) * AUDIT_PAGE)
+            )
+            .mappings()
+            .all()
+        )
         actions = [a for (a,) in conn.execute(select(audit_log.c.action).distinct().order_by(audit_log.c.action))]
         intact = audit.verify(conn)
     audit.log(store, me.username, "audit.view", "audit", {"actor": actor, "action": action, "page": page_n})
@@ -234,8 +264,13 @@ def audit_export(request: Request, actor: str = "", action: str = "", format: st
     )
     columns = ["id", "at", "actor", "action", "target", "detail", "prev_hash", "hash"]
     body = exports.render(rows, columns, format, notice)
-    audit.log(store, me.username, "audit.export", "audit", {"actor": actor, "action": action, "format": format,
-                                                            "rows": len(rows)})
+    audit.log(
+        store,
+        me.username,
+        "audit.export",
+        "audit",
+        {"actor": actor, "action": action, "format": format, "rows": len(rows)},
+    )
     return exports.response(body, format, "openear-audit", notice)
 
 

@@ -20,8 +20,10 @@ from openear.store import Store, queries
 from openear.store.schema import audit_log, users
 from openear.web import exports, labeling, saved
 from openear.web.auth import User
+from openear.web.membership import teams_by_user
 from openear.web.roles import PERMISSIONS, can, requires
 from openear.web.search import COLUMNS, SearchError, find_posts, iter_posts, make_filter
+from openear.web.triage_access import cases_of_cluster
 
 __all__ = ["router"]
 
@@ -47,6 +49,7 @@ class Me(BaseModel):
     username: str
     role: str
     permissions: list[str]
+    teams: list[str] = Field(description="An owner's teams: the cases and alerts they see")
 
 
 class VolumePoint(BaseModel):
@@ -75,14 +78,41 @@ class Aggregates(BaseModel):
 
 class ClusterOut(BaseModel):
     id: int
-    size: int
-    total_size: int
+    size: int = Field(description="Posts in the period")
+    total_size: int = Field(description="Posts of all time")
+    first_seen: datetime | None
+    last_seen: datetime | None
+    category: str = Field(description="The category most of its posts have")
+    sentiment: str
+    excerpt: str
+    post_id: int | None = Field(description="The earliest post, for roles that may read posts")
+
+
+class ClusterPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[ClusterOut]
+
+
+class CaseRef(BaseModel):
+    id: int
+    title: str
+    team: str
+    status: str
+    priority: str
+
+
+class ClusterDetail(BaseModel):
+    id: int
+    size: int = Field(description="Posts of all time")
     first_seen: datetime | None
     last_seen: datetime | None
     category: str
     sentiment: str
     excerpt: str
     post_id: int | None = Field(description="The earliest post, for roles that may read posts")
+    cases: list[CaseRef] = Field(description="The cases linking it that the caller may see")
 
 
 class PostOut(BaseModel):
@@ -177,6 +207,7 @@ class UserOut(BaseModel):
     role: str
     disabled: bool
     created_at: datetime
+    teams: list[str] = Field(description="An owner's teams")
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
@@ -263,7 +294,10 @@ def me(request: Request, user: User = Depends(requires("signed_in"))) -> Me:
     """Who the request acts as, and what the role may do."""
     audit.log(_store(request), user.username, "api.me")
     return Me(
-        username=user.username, role=user.role, permissions=sorted(p for p in PERMISSIONS if can(user, p))
+        username=user.username,
+        role=user.role,
+        permissions=sorted(p for p in PERMISSIONS if can(user, p)),
+        teams=sorted(user.teams),
     )
 
 
@@ -289,21 +323,41 @@ def aggregates(request: Request, since: Since = "30d", user: User = Depends(requ
     return out
 
 
-@router.get("/clusters", response_model=list[ClusterOut])
+@router.get("/clusters", response_model=ClusterPage)
 def clusters(
     request: Request,
     since: Since = "30d",
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     user: User = Depends(requires("aggregates.read")),
 ) -> Any:
-    """The largest clusters of near-identical posts in a period."""
+    """Clusters of near-identical posts with 2+ posts in a period, largest first."""
     period = _period(since)
     store = _store(request)
     with store.connect() as conn:
-        rows = queries.top_clusters(conn, period, limit)
-    audit.log(store, user.username, "report.view", "api:clusters", {"since": since, "limit": limit})
+        rows, total = queries.clusters_page(conn, period, limit, offset)
+    audit.log(store, user.username, "report.view", "api:clusters", {"since": since, "limit": limit, "offset": offset})
     readers = can(user, "posts.read")
-    return [ClusterOut(**{**c, "post_id": c["post_id"] if readers else None}) for c in rows]
+    items = [ClusterOut(**{**c, "post_id": c["post_id"] if readers else None}) for c in rows]
+    return ClusterPage(total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get("/clusters/{cluster_id}", response_model=ClusterDetail, responses=_NOT_FOUND)
+def get_cluster(
+    request: Request,
+    cluster_id: Annotated[int, Path(ge=1, le=2**62)],
+    user: User = Depends(requires("aggregates.read")),
+) -> Any:
+    """One cluster over all time, and the cases linking it that the caller may see."""
+    store = _store(request)
+    with store.connect() as conn:
+        row = queries.get_cluster(conn, cluster_id)
+        linked = cases_of_cluster(conn, user, cluster_id) if row else []
+    audit.log(store, user.username, "report.view", f"cluster:{cluster_id}", {"api": True, "found": row is not None})
+    if row is None:
+        raise HTTPException(404)
+    post_id = row["post_id"] if can(user, "posts.read") else None
+    return ClusterDetail(**{**row, "post_id": post_id}, cases=[CaseRef(**c) for c in linked])
 
 
 @router.get("/posts", response_model=PostPage, responses={400: {"model": ErrorOut}})
@@ -470,9 +524,11 @@ def audit_entries(
         conds.append(audit_log.c.action == action)
     with store.connect() as conn:
         total = conn.execute(select(func.count()).select_from(audit_log).where(*conds)).scalar_one()
-        rows = conn.execute(
-            select(audit_log).where(*conds).order_by(audit_log.c.id.desc()).limit(limit).offset(offset)
-        ).mappings().all()
+        rows = (
+            conn.execute(select(audit_log).where(*conds).order_by(audit_log.c.id.desc()).limit(limit).offset(offset))
+            .mappings()
+            .all()
+        )
     audit.log(store, user.username, "audit.view", "api:audit", {"actor": actor, "action": action, "offset": offset})
     items = [AuditEntry(**{**dict(r), "at": _utc(r["at"])}) for r in rows]
     return AuditPage(total=int(total), limit=limit, offset=offset, items=items)
@@ -484,7 +540,19 @@ def list_users(request: Request, user: User = Depends(requires("users.manage")))
     store = _store(request)
     with store.connect() as conn:
         rows = conn.execute(
-            select(users.c.username, users.c.role, users.c.disabled, users.c.created_at).order_by(users.c.username)
+            select(users.c.id, users.c.username, users.c.role, users.c.disabled, users.c.created_at).order_by(
+                users.c.username
+            )
         ).all()
+        teams = teams_by_user(conn)
     audit.log(store, user.username, "users.view", "api:users")
-    return [UserOut(**{**dict(r._mapping), "created_at": _utc(r.created_at)}) for r in rows]
+    return [
+        UserOut(
+            username=r.username,
+            role=r.role,
+            disabled=r.disabled,
+            created_at=_utc(r.created_at),
+            teams=teams.get(r.id, []) if r.role == "owner" else [],
+        )
+        for r in rows
+    ]

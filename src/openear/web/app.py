@@ -7,6 +7,7 @@ session are redirected to ``/login``; ``/api/`` requests get 401.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,12 +25,14 @@ from openear.settings import Settings
 from openear.store import Store
 from openear.web import auth
 
-__all__ = ["CSP", "PUBLIC_PATHS", "create_app", "serve"]
+__all__ = ["CSP", "PUBLIC_PATHS", "app_from_environment", "create_app", "serve"]
 
 log = logging.getLogger("openear.web")
 
 HERE = Path(__file__).parent
-PUBLIC_PATHS = frozenset({"/login", "/transparency", "/healthz", "/favicon.ico"})
+PUBLIC_PATHS = frozenset(
+    {"/login", "/login/oidc", "/login/oidc/callback", "/transparency", "/healthz", "/favicon.ico"}
+)
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -143,7 +146,7 @@ def render_error(request: Request, status: int, message: str | None = None) -> R
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the app for a workspace; ``store`` defaults to one opened on ``settings.database_url``."""
-    from openear.web import admin, api, pages
+    from openear.web import admin, api, config_pages, oidc, pages
 
     app = FastAPI(
         title="openear",
@@ -155,17 +158,22 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store if store is not None else Store(settings.database_url)
-    app.state.throttle = auth.LoginThrottle()
+    # Kept in the store: a restart or another `openear serve` process does not reset a lockout.
+    app.state.throttle = auth.LoginThrottle(store=app.state.store)
     # Per client address: more failures allowed (many people share an office's address), same window and lockout.
-    app.state.ip_throttle = auth.LoginThrottle(max_failures=auth.IP_MAX_FAILURES)
+    app.state.ip_throttle = auth.LoginThrottle(max_failures=auth.IP_MAX_FAILURES, store=app.state.store, scope="ip")
     app.state.templates = _templates()
+    app.state.oidc = oidc.load(settings)  # None without [oidc] in openear.toml
 
     app.add_middleware(_Guard)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
+    app.include_router(oidc.router)
+    app.include_router(config_pages.router)
     app.include_router(__import__("openear.web.triage_pages", fromlist=["router"]).router)
     app.include_router(admin.router)
     app.include_router(api.router)
+    app.include_router(__import__("openear.web.api_triage", fromlist=["router"]).router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -195,8 +203,31 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     return app
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Run the app with uvicorn until interrupted."""
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, **options: Any) -> None:
+    """Run the app with uvicorn until interrupted; ``workers`` > 1 serves from as many processes (one per core).
+
+    Processes share everything that must be shared through the store: sessions, sign-in lockouts, the audit chain.
+    Each keeps its own cache of dashboard figures, checked against the store's data version on every view.
+    """
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, server_header=False, **options)
+    if workers <= 1:
+        uvicorn.run(create_app(settings), host=host, port=port, server_header=False, **options)
+        return
+    os.environ["OPENEAR_HOME"] = str(settings.home)  # the worker processes load the same workspace
+    uvicorn.run(
+        "openear.web.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        server_header=False,
+        **options,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of the workspace in ``$OPENEAR_HOME`` (what ``openear serve --workers N`` starts in each process)."""
+    from openear import settings as settings_mod
+
+    return create_app(settings_mod.load(os.environ.get("OPENEAR_HOME")))

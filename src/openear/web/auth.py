@@ -14,13 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
-from openear.store.schema import sessions, users
+from openear.store.schema import login_failures, login_locks, sessions, users
+
+if TYPE_CHECKING:
+    from openear.store import Store
 
 __all__ = [
     "ABSOLUTE_TIMEOUT",
@@ -40,6 +44,7 @@ __all__ = [
     "session_hash",
     "set_disabled",
     "set_password",
+    "with_teams",
 ]
 
 ROLES: tuple[str, ...] = ("viewer", "analyst", "owner", "admin")
@@ -60,6 +65,16 @@ class User:
     id: int
     username: str
     role: str
+    teams: frozenset[str] = frozenset()  # owners: the teams whose cases they work (loaded with the session)
+
+
+def with_teams(conn: Connection, user: User) -> User:
+    """The user with their team membership loaded (owners only: other roles' access does not depend on it)."""
+    if user.role != "owner":
+        return user
+    from openear.web.membership import user_teams_of
+
+    return User(user.id, user.username, user.role, user_teams_of(conn, user.id))
 
 
 def _now() -> datetime:
@@ -171,7 +186,7 @@ def load_session(conn: Connection, token: str | None, now: datetime | None = Non
         return None
     if now - row.last_seen_at > _TOUCH_EVERY:
         conn.execute(update(sessions).where(sessions.c.id_hash == h).values(last_seen_at=now))
-    return User(row.id, row.username, row.role)
+    return with_teams(conn, User(row.id, row.username, row.role))
 
 
 def delete_session(conn: Connection, token: str | None) -> None:
@@ -185,15 +200,20 @@ def delete_session(conn: Connection, token: str | None) -> None:
 
 @dataclass
 class LoginThrottle:
-    """``max_failures`` failed logins for one username within ``window`` seconds lock it for ``lockout`` seconds.
+    """``max_failures`` failed logins for one key (a username, or a client address) within ``window`` seconds lock
+    it for ``lockout`` seconds. While locked, attempts are refused without checking the password.
 
-    Kept in memory, per process. While locked, attempts are refused without checking the password.
+    With a ``store`` the failures and locks live in the database (``login_failures``/``login_locks``, keys hashed):
+    they outlive a restart and hold across every process serving the same store. Without one they are kept in
+    memory, for this process only.
     """
 
     max_failures: int = 5
     window: float = 300.0
     lockout: float = 300.0
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.time
+    store: Store | None = None
+    scope: str = "user"
     _failures: dict[str, list[float]] = field(default_factory=dict)
     _locked: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -202,7 +222,18 @@ class LoginThrottle:
     def _key(username: str) -> str:
         return username.strip().casefold()[:100]
 
+    def _hashed(self, value: str) -> str:
+        return hashlib.sha256(f"{self.scope}:{self._key(value)}".encode()).hexdigest()
+
     def locked(self, username: str) -> bool:
+        if self.store is not None:
+            with self.store.connect() as conn:
+                until = conn.execute(
+                    select(login_locks.c.until).where(
+                        login_locks.c.scope == self.scope, login_locks.c.key == self._hashed(username)
+                    )
+                ).scalar()
+            return until is not None and self.clock() < until
         key = self._key(username)
         with self._lock:
             until = self._locked.get(key)
@@ -215,6 +246,8 @@ class LoginThrottle:
 
     def failed(self, username: str) -> bool:
         """Count a failure; True when this failure locks the username."""
+        if self.store is not None:
+            return self._failed_in_store(self._hashed(username), self.clock())
         key, now = self._key(username), self.clock()
         with self._lock:
             recent = [t for t in self._failures.get(key, []) if now - t < self.window]
@@ -229,7 +262,31 @@ class LoginThrottle:
                     del self._failures[k]
             return False
 
+    def _failed_in_store(self, key: str, now: float) -> bool:
+        assert self.store is not None
+        mine = (login_failures.c.scope == self.scope, login_failures.c.key == key)
+        with self.store.begin() as conn:
+            # Old failures and spent locks of every key go first: the tables stay as small as the window.
+            conn.execute(delete(login_failures).where(login_failures.c.at <= now - self.window))
+            conn.execute(delete(login_locks).where(login_locks.c.until <= now))
+            conn.execute(insert(login_failures).values(scope=self.scope, key=key, at=now))
+            n = conn.execute(select(func.count()).select_from(login_failures).where(*mine)).scalar_one()
+            if n < self.max_failures:
+                return False
+            conn.execute(delete(login_failures).where(*mine))
+            conn.execute(delete(login_locks).where(login_locks.c.scope == self.scope, login_locks.c.key == key))
+            conn.execute(insert(login_locks).values(scope=self.scope, key=key, until=now + self.lockout))
+            return True
+
     def succeeded(self, username: str) -> None:
+        if self.store is not None:
+            with self.store.begin() as conn:
+                conn.execute(
+                    delete(login_failures).where(
+                        login_failures.c.scope == self.scope, login_failures.c.key == self._hashed(username)
+                    )
+                )
+            return
         with self._lock:
             self._failures.pop(self._key(username), None)
 

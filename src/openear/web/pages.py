@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +24,7 @@ from openear import audit
 from openear.models import KINDS, SENTIMENTS
 from openear.store import Store
 from openear.store import queries as q
+from openear.topics import latest_topics
 from openear.web import auth, labeling, overrides, saved
 from openear.web.roles import can, requires
 from openear.web.search import SearchError, find_posts
@@ -154,23 +157,61 @@ def _volume_chart(volume: list[tuple[str, str, int]], period: q.Period) -> tuple
     first = max(period.first_day, date.fromisoformat(min(d for d, _, _ in volume)))
     days = [(first + timedelta(days=i)).isoformat() for i in range((period.last_day - first).days + 1)]
     series = charts.volume_series(volume, days)
-    svg = charts.volume_chart(days, series)
+    svg = _chart_svg(tuple(days), tuple((c, tuple(v)) for c, v in series.items()))
     uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii") if svg else None
     rows = [(d, {c: v[i] for c, v in series.items() if v[i]}) for i, d in enumerate(days)]
     return uri, list(series), [r for r in reversed(rows) if r[1]]
 
 
+@lru_cache(maxsize=64)
+def _chart_svg(days: tuple[str, ...], series: tuple[tuple[str, tuple[int, ...]], ...]) -> str | None:
+    """The volume chart, memoised on its figures: drawing it takes matplotlib 100+ ms, and every viewer of a period
+    sees the same figures until the next batch is stored (charts are deterministic: same figures, same bytes)."""
+    from openear import charts
+
+    return charts.volume_chart(list(days), dict(series))
+
+
 # -- sign-in ----------------------------------------------------------------------------------------------------
+
+
+def login_page(
+    request: Request, status_code: int = 200, next: str = "/", error: str | None = None, username: str = ""
+) -> Response:
+    """The sign-in page; it offers "Sign in with <provider>" when ``[oidc]`` is configured."""
+    provider = getattr(request.app.state, "oidc", None)
+    return _render(
+        request,
+        "login.html",
+        status_code=status_code,
+        next=_safe_next(next),
+        error=error,
+        username=username,
+        organisation=request.app.state.settings.organisation,
+        oidc_name=provider.name if provider is not None else None,
+    )
+
+
+def start_session(request: Request, user: auth.User, next: str, method: str) -> Response:
+    """Sign ``user`` in: end the browser's old session, start one with a fresh id, audit ``auth.login`` with
+    ``method`` (password or oidc) and redirect to ``next``."""
+    store = _store(request)
+    with store.begin() as conn:
+        auth.delete_session(conn, request.cookies.get(auth.COOKIE_NAME))  # a fresh id at every sign-in
+        token = auth.create_session(conn, user.id)
+    audit.log(store, user.username, "auth.login", detail={"method": method})
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        auth.COOKIE_NAME, token, httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/"
+    )
+    return response
 
 
 @router.get("/login", include_in_schema=False)
 def login_form(request: Request, next: str = "/") -> Response:
     if request.state.user is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    settings = request.app.state.settings
-    return _render(
-        request, "login.html", next=_safe_next(next), error=None, username="", organisation=settings.organisation
-    )
+    return login_page(request, next=next)
 
 
 @router.post("/login", include_in_schema=False)
@@ -190,26 +231,10 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
     elif username:
         audit.log(store, username, "auth.login_refused", detail="locked")
     if user is None:
-        return _render(
-            request,
-            "login.html",
-            status_code=401,
-            next=_safe_next(next),
-            error=LOGIN_FAILED,
-            username=username,
-            organisation=request.app.state.settings.organisation,
-        )
+        return login_page(request, 401, next, error=LOGIN_FAILED, username=username)
     throttle.succeeded(username)
     by_ip.succeeded(address)
-    with store.begin() as conn:
-        auth.delete_session(conn, request.cookies.get(auth.COOKIE_NAME))  # a fresh id at every sign-in
-        token = auth.create_session(conn, user.id)
-    audit.log(store, user.username, "auth.login")
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        auth.COOKIE_NAME, token, httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/"
-    )
-    return response
+    return start_session(request, user, next, method="password")
 
 
 @router.post("/logout", include_in_schema=False, dependencies=[Depends(requires("signed_in"))])
@@ -229,32 +254,67 @@ def logout(request: Request) -> Response:
 # -- overview ---------------------------------------------------------------------------------------------------
 
 
-@router.get("/", include_in_schema=False, dependencies=[Depends(requires("aggregates.read"))])
-def overview(request: Request, since: str = "30d") -> Response:
-    user = _user(request)
-    store = _store(request)
-    notice = None
+def _overview_period(since: str, until: str) -> tuple[str, str, q.Period, str | None]:
+    """(since, until, the period, a notice) from the overview's picker: a preset (``30d``) or an ISO ``since`` date,
+    and an optional ``until`` date (inclusive). Anything not understood falls back to the last 30 days."""
+    since, until = since.strip()[:40], until.strip()[:10]
     try:
-        period = q.Period.parse_since(since[:40])
+        period = q.Period.parse_since(since)
+        if until:
+            last = date.fromisoformat(until)
+            period = q.Period(period.since, _midnight(last) + timedelta(days=1))
         if period.since < EPOCH:
             raise ValueError(since)
     except (ValueError, OverflowError):
-        notice = "That period was not understood; showing the last 30 days."
-        since, period = "30d", q.Period.parse_since("30d")
+        return "30d", "", q.Period.parse_since("30d"), "That period was not understood; showing the last 30 days."
+    return since, until, period, None
+
+
+def _spikes(conn: Any, period: q.Period, limit: int = 6) -> list[dict[str, Any]]:
+    """Open spike alerts whose bucket falls in the period, newest first (aggregate counts only)."""
+    from openear import alerts
+
+    since, until = period.since.replace(tzinfo=None), period.until.replace(tzinfo=None)
+    rows = [a for a in alerts.list_alerts(conn, status="open", limit=200) if since <= a["bucket_start"] < until]
+    return [
+        {"what": alerts.describe(a), "score": a["score"], "when": _when(a["created_at"]), "case_id": a.get("case_id")}
+        for a in rows[:limit]
+    ]
+
+
+def _overview_figures(conn: Any, period: q.Period) -> dict[str, Any]:
+    """Every aggregate the overview shows for a period (spike alerts aside: they change without posts)."""
+    clusters, n_clusters = q.clusters_page(conn, period, 8)
+    return {
+        "clusters": clusters,
+        "totals": q.totals(conn, period, n_clusters),
+        "volume": q.volume_by_category(conn, period),
+        "sentiment": q.sentiment_split(conn, period),
+        "lang": q.language_split(conn, period),
+        "source": q.source_split(conn, period),
+        "guard": q.guard_summary(conn, period),
+    }
+
+
+@router.get("/", include_in_schema=False, dependencies=[Depends(requires("aggregates.read"))])
+def overview(request: Request, since: str = "30d", until: str = "") -> Response:
+    user = _user(request)
+    store = _store(request)
+    since, until, period, notice = _overview_period(since, until)
     with store.connect() as conn:
-        totals = q.totals(conn, period)
-        volume = q.volume_by_category(conn, period)
-        sentiment = q.sentiment_split(conn, period)
-        languages = q.language_split(conn, period)
-        sources = q.source_split(conn, period)
-        clusters = q.top_clusters(conn, period, 8)
-        guard = q.guard_summary(conn, period)
+        # A relative period ("30d") moves with the clock: its figures are reused for at most a minute, and never
+        # after a write (the cache checks the store's data version).
+        key = ("overview", since, until, int(time.time() // 60))
+        figures = store.aggregates.get(conn, key, lambda: _overview_figures(conn, period))
+        spikes = _spikes(conn, period)
+        emerging = latest_topics(conn, on_or_before=period.last_day, not_before=period.first_day)
+    clusters, totals, volume = figures["clusters"], figures["totals"], figures["volume"]
+    sentiment, languages, sources, guard = figures["sentiment"], figures["lang"], figures["source"], figures["guard"]
     chart, categories, volume_rows = _volume_chart(volume, period)
-    audit.log(store, user.username, "report.view", "overview", {"since": since})
+    audit.log(store, user.username, "report.view", "overview", {"since": since, **({"until": until} if until else {})})
     ranges = list(RANGES)
-    if since not in dict(ranges):
-        ranges.append((since, f"Since {since}"))
-    label = dict(ranges)[since]
+    custom = until != "" or since not in dict(ranges)
+    label = "Custom dates" if custom else dict(ranges)[since]
     stats = [
         {
             "label": "Posts",
@@ -278,6 +338,22 @@ def overview(request: Request, since: str = "30d") -> Response:
         nav="overview",
         since=since,
         ranges=ranges,
+        custom=custom,
+        date_from=period.first_day.isoformat(),
+        date_to=period.last_day.isoformat(),
+        today=datetime.now(UTC).date().isoformat(),
+        spikes=spikes,
+        topics=[  # terms and counts for everyone; the representative posts only for roles that read posts
+            {
+                "terms": ", ".join(t["terms"][:6]),
+                "n": t["n_posts"],
+                "before": t["n_previous"],
+                "day": t["day"],
+                "posts": [f"/posts/{p['id']}" for p in t["posts"]] if can(user, "posts.read") else [],
+            }
+            for t in emerging
+        ],
+        can_see_alerts=can(user, "alerts.read"),
         period_label=f"{label} · {period.first_day:%d %b %Y} to {period.last_day:%d %b %Y}",
         notice=notice,
         stats=stats,
@@ -451,9 +527,7 @@ def posts_export(
 
 
 @router.post("/searches", include_in_schema=False, dependencies=[Depends(requires("searches.use"))])
-def save_search(
-    request: Request, name: str = Form(...), query: str = Form(""), filters: str = Form("")
-) -> Response:
+def save_search(request: Request, name: str = Form(...), query: str = Form(""), filters: str = Form("")) -> Response:
     """Save the explorer's current search; ``filters`` is its URL query string."""
     from urllib.parse import parse_qsl
 

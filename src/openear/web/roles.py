@@ -8,14 +8,26 @@ another team) go through :func:`may_access_team_object`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import HTTPException, Request
+from starlette.routing import Mount
 
 from openear.web.auth import ROLES, User
 
-__all__ = ["PERMISSIONS", "ROLES", "Requires", "can", "may_access_team_object", "require", "requires", "roles_for"]
+__all__ = [
+    "PERMISSIONS",
+    "ROLES",
+    "Requires",
+    "can",
+    "iter_routes",
+    "may_access_team_object",
+    "require",
+    "requires",
+    "roles_for",
+    "route_permission",
+]
 
 _ALL = frozenset(ROLES)
 _READERS = frozenset({"analyst", "admin"})
@@ -30,9 +42,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "posts.export": _READERS,
     "labels.write": _READERS,  # analyst label override
     "searches.use": _READERS,  # saved searches (each user's own)
-    "cases.read": _CASE_WORKERS,  # owners: only their team's cases (see may_access_team_object)
-    "cases.write": _CASE_WORKERS,
-    "alerts.read": _CASE_WORKERS,
+    "cases.read": _CASE_WORKERS,  # owners: only their teams' cases (see may_access_team_object)
+    "cases.write": _CASE_WORKERS,  # owners: only their teams' cases
+    "alerts.read": _CASE_WORKERS,  # owners: only alerts whose category routes to one of their teams
+    "teams.read": _CASE_WORKERS,  # teams, their categories and members, routing rules
     "sources.read": _ADMIN,
     "sources.write": _ADMIN,
     "users.manage": _ADMIN,
@@ -92,12 +105,30 @@ def route_permission(route: Any) -> str | None:
     return None
 
 
-def may_access_team_object(user: User, team: str | None, user_teams: Iterable[str] = ()) -> bool:
-    """Object-level check for team-owned objects (cases): admins and analysts see all; an owner only the objects
-    of a team they belong to. ``user_teams`` comes from the teams model (triage); until it lands an owner belongs
-    to no team and so sees no team's objects."""
+def may_access_team_object(user: User | None, team: str | None, user_teams: Iterable[str] | None = None) -> bool:
+    """Object-level check for team-owned objects (cases, alerts): admins and analysts see all; an owner only the
+    objects of a team they belong to (``user.teams``, loaded with the session, unless ``user_teams`` is given);
+    viewers and anonymous users none. Callers answer 404 for a hidden object, never 403: no existence leaks."""
+    if user is None:
+        return False
     if user.role in ("admin", "analyst"):
         return True
     if user.role == "owner":
-        return team is not None and team in set(user_teams)
+        teams = user.teams if user_teams is None else frozenset(user_teams)
+        return team is not None and team in teams
     return False
+
+
+def iter_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """``(method, path, route)`` for every route of an app (``app.routes``), through included routers (FastAPI
+    keeps them nested), without mounts (static files) and without HEAD/OPTIONS."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            ctx = getattr(route, "include_context", None)
+            yield from iter_routes(inner.routes, prefix + (getattr(ctx, "prefix", "") or ""))
+            continue
+        if isinstance(route, Mount):
+            continue
+        for method in sorted(set(getattr(route, "methods", ()) or ()) - {"HEAD", "OPTIONS"}):
+            yield method, prefix + route.path, route

@@ -103,7 +103,10 @@ def find_posts(
     rows = conn.execute(
         stmt.order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(max(limit, 0)).offset(max(offset, 0))
     ).all()
-    total = conn.execute(_select(conn, text, flt, select(func.count()).select_from(posts))).scalar_one()
+    if text.strip():
+        total = conn.execute(_select(conn, text, flt, select(func.count()).select_from(posts))).scalar_one()
+    else:  # facets only: the rollups answer without counting every row (store.queries.count_posts)
+        total = q.count_posts(conn, flt)
     return [_row(r) for r in rows], int(total)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from openear.store.schema import api_tokens, users
-from openear.web.auth import User
+from openear.web.auth import User, with_teams
 
 __all__ = ["PREFIX", "create_token", "list_tokens", "load_token_user", "revoke_token", "token_hash"]
 
@@ -76,7 +76,7 @@ def load_token_user(conn: Connection, token: str | None) -> User | None:
     now = _now()
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now))
-    return User(row.user_id, row.username, row.token_role)
+    return with_teams(conn, User(row.user_id, row.username, row.token_role))
 
 
 def list_tokens(conn: Connection, username: str | None = None) -> list[dict[str, Any]]:

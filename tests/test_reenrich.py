@@ -1,0 +1,227 @@
+"""``openear reenrich``: labels after a run carry the current enrichers' provenance, analyst overrides stay, a second
+run changes nothing, and an interrupted run keeps its committed batches and resumes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from openear.cli import app
+from openear.pipeline import import_file
+from openear.reenrich import reenrich
+from openear.settings import SourceSpec
+from openear.store.schema import labels, posts, runs
+from openear.web.labeling import override_label
+
+runner = CliRunner()
+ALLOWED = {
+    "primary": ["app_issue", "other", "pay_tips", "safety", "support"],
+    "sentiment": ["positive", "neutral", "negative"],
+}
+SCREEN = [
+    "the blue screen froze twice",
+    "the screen went white and froze",
+    "white screen, frozen buttons",
+    "screen froze, nothing moved",
+    "frozen blue screen again during the run",
+]
+DOG = [
+    "a dog chased me near the orchard lane",
+    "that orchard lane dog bit my boot",
+    "dog near the orchard lane",
+    "orchard lane has a loose dog",
+    "chased by the big dog on orchard lane",
+]
+TAILS = [
+    "today",
+    "this morning",
+    "tonight",
+    "again",
+    "yesterday",
+    "on sunday",
+    "this week",
+    "at noon",
+    "lately",
+    "at dusk",
+    "before lunch",
+    "after the rain",
+]
+
+
+def invoke(home: Path, *args: str) -> Any:
+    return runner.invoke(app, ["--home", str(home), *args], catch_exceptions=False)
+
+
+def _labelled(path: Path) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for theme, base in (("app_issue", SCREEN), ("safety", DOG)):
+            for i in range(12):
+                fh.write(json.dumps({"text": f"{base[i % 5]} {TAILS[i]} #{i}", "lang": "en", "primary": theme}) + "\n")
+    return path
+
+
+def _setup(workspace: Any, tmp_path: Path) -> dict[str, int]:
+    """Posts imported in rules mode (no trained model then); an analyst overrides two of them."""
+    rows = []
+    for i in range(14):
+        base = SCREEN if i % 2 else DOG
+        rows.append(
+            {
+                "id": f"p{i}",
+                "text": f"{base[i % 5]}, {TAILS[(i + 3) % 12]} (report {i})",
+                "created_at": f"2026-11-{(i % 9) + 10:02d}T10:00:00Z",
+                "author": f"a{i}",
+            }
+        )
+    rows.append(
+        {
+            "id": "old",
+            "text": "the blue screen froze in the old days",
+            "created_at": "2026-10-01T10:00:00Z",
+            "author": "b",
+        }
+    )
+    rows.append(
+        {
+            "id": "tips",
+            "text": "my tips were missing from the app, I hate this",
+            "author": "c",
+            "created_at": "2026-11-12T10:00:00Z",
+        }
+    )
+    path = workspace.write_jsonl("rows.jsonl", rows)
+    import_file(workspace.settings, workspace.store, path, "jsonl", SourceSpec("s", visibility="public"), mode="rules")
+    with workspace.store.begin() as conn:
+        ids = {ext: pid for pid, ext in conn.execute(select(posts.c.id, posts.c.external_id))}
+        override_label(conn, ids["p1"], "primary", "support", "ana", ALLOWED)
+        override_label(conn, ids["p2"], "sentiment", "positive", "ana", ALLOWED)
+    f = _labelled(tmp_path / "labels.jsonl")
+    assert invoke(workspace.home, "train", "--from", str(f), "--features", "tfidf", "--yes").exit_code == 0
+    return ids
+
+
+def _labels(workspace: Any) -> dict[int, set[tuple[str, str, str]]]:
+    out: dict[int, set[tuple[str, str, str]]] = {}
+    with workspace.store.connect() as conn:
+        for pid, name, value, enricher in conn.execute(
+            select(labels.c.post_id, labels.c.name, labels.c.value, labels.c.enricher)
+        ):
+            out.setdefault(pid, set()).add((name, value, enricher))
+    return out
+
+
+def _columns(workspace: Any) -> dict[int, tuple[str, str]]:
+    with workspace.store.connect() as conn:
+        return {pid: (c, s) for pid, c, s in conn.execute(select(posts.c.id, posts.c.category, posts.c.sentiment))}
+
+
+def test_reenrich_relabels_with_provenance_keeps_overrides_and_is_idempotent(
+    db_url: str, workspace: Any, tmp_path: Path
+) -> None:
+    ids = _setup(workspace, tmp_path)
+    before = _labels(workspace)
+    assert not any(e.startswith("trained@") for ls in before.values() for _, _, e in ls)
+
+    result = invoke(
+        workspace.home, "reenrich", "--since", "2026-11-01", "--until", "2026-12-01", "--mode", "fast", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["scanned"] == 15  # not the October post
+    assert summary["enrichers"] == ["taxonomy-rules@1", "trained@v1", "sentiment-fast@1"]
+    # the rules call 5 screen posts "other" (the dog posts are safety already): the model relabels those
+    assert summary["changed"]["sentiment"] == 15 and summary["changed"]["primary"] >= 5
+    after = _labels(workspace)
+    cols = _columns(workspace)
+    for ext, pid in ids.items():
+        sentiment = {e for n, _, e in after[pid] if n == "sentiment"}
+        if ext == "old":  # outside the window: untouched
+            assert after[pid] == before[pid]
+            continue
+        assert "sentiment-fast@1" in sentiment and not any(e.startswith("sentiment-hashlr@") for e in sentiment)
+    screen = ids["p3"]  # a screen post the rules called "other"
+    assert ("primary", "app_issue", "trained@v1") in after[screen] and cols[screen][0] == "app_issue"
+    assert all(
+        e in ("taxonomy-rules@1", "trained@v1")
+        for n, _, e in after[ids["tips"]]
+        if n in ("category", "subcategory", "primary")
+    )
+    assert ("category", "pay_tips", "taxonomy-rules@1") in after[ids["tips"]]
+    # analyst overrides: their labels and the columns they set survive
+    assert ("primary", "support", "analyst@ana") in after[ids["p1"]] and cols[ids["p1"]][0] == "support"
+    assert ("primary", "app_issue", "trained@v1") in after[ids["p1"]]  # the machine's view is kept beside it
+    assert ("sentiment", "positive", "analyst@ana") in after[ids["p2"]] and cols[ids["p2"]][1] == "positive"
+
+    again = invoke(workspace.home, "reenrich", "--since", "2026-11-01", "--until", "2026-12-01", "--json")
+    summary = json.loads(again.output.strip().splitlines()[-1])
+    assert summary["posts_changed"] == 0 and set(summary["changed"].values()) == {0}
+    assert _labels(workspace) == after
+
+    table = invoke(workspace.home, "reenrich", "--since", "2026-11-01", "--until", "2026-12-01", "--only", "categories")
+    assert table.exit_code == 0 and "0 posts changed" in table.output and "primary" in table.output
+
+
+def test_an_interrupted_run_keeps_its_batches_and_resumes(db_url: str, workspace: Any, tmp_path: Path) -> None:
+    _setup(workspace, tmp_path)
+    since = datetime(2026, 11, 1)
+    seen: list[int] = []
+
+    def stop_after_two(n: int) -> None:
+        seen.append(n)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reenrich(
+            workspace.store,
+            workspace.settings,
+            since=since,
+            since_spec="2026-11-01",
+            mode="rules",
+            only="categories",
+            batch_size=4,
+            progress=stop_after_two,
+        )
+    with workspace.store.connect() as conn:
+        run = conn.execute(select(runs.c.status, runs.c.stats).where(runs.c.kind == "reenrich")).one()
+    state = json.loads(run.stats)
+    assert run.status == "partial" and state["scanned"] == 8
+    done = _labels(workspace)
+    first_eight = sorted(done)[:8]
+
+    resumed = reenrich(
+        workspace.store,
+        workspace.settings,
+        since=since,
+        since_spec="2026-11-01",
+        mode="rules",
+        only="categories",
+        batch_size=4,
+    )
+    assert resumed.resumed_after == state["last_id"] and resumed.scanned == 7
+    final = _labels(workspace)
+    assert all(final[p] == done[p] for p in first_eight)  # the committed batches were not redone
+    assert any(("primary", "app_issue", "trained@v1") in final[p] for p in sorted(final)[8:])
+    fresh = reenrich(
+        workspace.store,
+        workspace.settings,
+        since=since,
+        since_spec="2026-11-01",
+        mode="rules",
+        only="categories",
+        batch_size=4,
+    )
+    assert fresh.resumed_after is None and fresh.scanned == 15 and fresh.posts_changed == 0
+
+
+def test_reenrich_rejects_bad_options(workspace: Any) -> None:
+    assert "--only" in invoke(workspace.home, "reenrich", "--since", "7d", "--only", "everything").output
+    assert "--mode" in invoke(workspace.home, "reenrich", "--since", "7d", "--mode", "slow").output
+    bad = invoke(workspace.home, "reenrich", "--since", "yesterday-ish")
+    assert bad.exit_code == 2 and "--since" in bad.output
