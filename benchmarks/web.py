@@ -326,6 +326,19 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> No
     raise SystemExit(f"server did not answer in {timeout:.0f} s: {url}")
 
 
+def settle(base: str, limit: float = 60.0) -> None:
+    """Wait until the server answers ``/healthz`` at once again (its queue of earlier requests is drained)."""
+    import httpx
+
+    deadline = time.monotonic() + limit
+    fast = 0
+    while time.monotonic() < deadline and fast < 3:  # three quick answers in a row: both processes idle
+        t0 = time.perf_counter()
+        httpx.get(f"{base}/healthz", timeout=limit)
+        fast = fast + 1 if time.perf_counter() - t0 < 0.02 else 0
+        time.sleep(0.2)
+
+
 def wrk(url: str, *, cookie: str, connections: int, threads: int, duration: int, script: Path) -> dict[str, Any]:
     """One wrk run; returns its JSON line plus req/s. A URL with ``%06d`` runs the cold script: a new period
     start per request, so the overview's cache never answers."""
@@ -540,6 +553,7 @@ def main() -> None:
                     script=script,
                 )
                 figures["runs"][f"{label} @{conns}"] = res
+                settle(base)  # a saturating run leaves requests queued: let them drain before the next one
                 print(
                     f"{label:<44} {conns:>3} clients  p50 {res['p50']:7.1f} ms  p95 {res['p95']:7.1f} ms  "
                     f"p99 {res['p99']:7.1f} ms  {res['rps']:6.1f} req/s  ({res['requests']} requests, "
