@@ -9,7 +9,8 @@ triggers (search index, rollups), with near-duplicate clusters, labels and guard
 ``openear serve`` on it, signs in as an analyst with httpx and drives each page with wrk (a Lua script sends the
 session cookie and prints the percentiles as JSON). Datasette (``--datasette``, a separate virtualenv: it is not
 an openear dependency) serves the same file; its canned query is the overview's volume by category per day over
-the last 30 days. Also prints the stored bytes per post, per table with ``dbstat``.
+the last 30 days. Also prints the stored bytes per post, per table with ``dbstat``. ``--profile`` instead times the
+queries behind the overview in-process (where a recomputed overview spends its time).
 """
 
 from __future__ import annotations
@@ -303,6 +304,39 @@ def stored_bytes(path: Path) -> tuple[int, int, dict[str, int]]:
     return size, n, groups
 
 
+# -- where a recomputed overview spends its time ----------------------------------------------------------------
+def profile(db: Path, runs: int = 15) -> dict[str, float]:
+    """Median milliseconds of each query behind the overview, in this process, for the last 30 days (a period
+    start a microsecond earlier each run, as the benchmark's uncached requests send), and of all of them."""
+    import statistics
+
+    from openear.store import Store
+    from openear.store import queries as q
+    from openear.web.pages import _overview_figures
+
+    store = Store(f"sqlite:///{db}")
+    now = datetime.now(UTC)
+    steps: dict[str, Any] = {
+        "clusters_page (top 8 and count)": lambda c, p: q.clusters_page(c, p, 8),
+        "period_counts (volume and splits)": q.period_counts,
+        "guard_summary": q.guard_summary,
+        "all overview figures": _overview_figures,
+    }
+    out: dict[str, float] = {}
+    with store.connect() as conn:
+        for name, step in steps.items():
+            times = []
+            for i in range(runs):
+                period = q.Period(now - timedelta(days=30, microseconds=i + 1), now)
+                t0 = time.perf_counter()
+                step(conn, period)
+                times.append((time.perf_counter() - t0) * 1000)
+            out[name] = statistics.median(times)
+            print(f"  {name:<36} {out[name]:7.1f} ms (median of {runs})")
+    store.close()
+    return out
+
+
 # -- serving and loading -----------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -459,7 +493,7 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     ap.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="openear serve processes (default: one per CPU)"
+        "--workers", type=int, default=1, help="openear serve processes (default 1, as serve's default on SQLite)"
     )
     ap.add_argument(
         "--datasette",
@@ -468,6 +502,9 @@ def main() -> None:
     )
     ap.add_argument("--rebuild", action="store_true", help="build the store again even if it is cached")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--profile", action="store_true", help="time the queries behind the overview in-process, then stop"
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -505,6 +542,11 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+    if args.profile:
+        print("the overview's queries, last 30 days:")
+        profile(db)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc, _ = openear_server(db, work, port, args.workers)

@@ -246,3 +246,24 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     store2 = Store(f"sqlite:///{h / 'openear.db'}")
     with store2.connect() as conn:
         assert conn.execute(select(func.count()).select_from(posts)).scalar() == n_posts
+
+
+def test_the_workspace_sentiment_mode_is_the_default_and_mode_overrides_it(home: Path, tmp_path: Path) -> None:
+    from openear.store.schema import labels
+
+    config = home / "openear.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '\nsentiment_mode = "rules"\n', encoding="utf-8")
+    first = write(tmp_path / "a.jsonl", [post_row(1, "The app froze again, no tips today")])
+    assert invoke(home, "import", str(first), "--source", "forum", "--visibility", "consented").exit_code == 0
+    second = write(tmp_path / "b.jsonl", [post_row(2, "Great shift, thanks to the support team")])
+    result = invoke(home, "import", str(second), "--source", "forum", "--visibility", "consented", "--mode", "fast")
+    assert result.exit_code == 0, result.output
+    store = Store(f"sqlite:///{home / 'openear.db'}")
+    with store.connect() as conn:
+        query = select(posts.c.external_id, labels.c.enricher).join(labels, labels.c.post_id == posts.c.id)
+        got = dict(conn.execute(query.where(labels.c.name == "sentiment")).all())
+    assert got["p1"].startswith("sentiment-hashlr@") and got["p2"] == "sentiment-fast@1"
+    config.write_text(config.read_text(encoding="utf-8").replace('"rules"', '"slow"'), encoding="utf-8")
+    result = invoke(home, "import", str(first), "--source", "forum", "--visibility", "consented")
+    assert result.exit_code != 0
+    assert f"{config}: sentiment_mode: must be one of fast, accurate, rules, not 'slow'" in result.output

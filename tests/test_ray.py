@@ -307,3 +307,36 @@ def test_items_and_marks_flow_like_the_in_process_pipeline(engine: RayEngine, tm
     _, stats = BatchPipeline(store, engine, batch_size=3).run(spec, items, lambda r: files.normalise(r, "jsonl", spec))
     assert stats.stored == 7 and store.get_cursor("m") == "7"
     store.close()
+
+
+def test_workers_label_with_the_active_trained_model(engine: RayEngine, settings: Settings, tmp_path: Path) -> None:
+    """The store's active `openear train` model travels to the workers (files need not exist where they run): Ray
+    and the local engine label with `trained@vN`, as the single-process pipeline does."""
+    from openear.train import activate, examples_from_file, save, train
+
+    rows = [(f"the blue screen froze again {tail}", "app_issue") for tail in WORDS[:10]]
+    rows += [(f"a loose dog chased me down the lane {tail}", "safety") for tail in WORDS[:10]]
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps({"text": t, "lang": "en", "primary": p}) + "\n" for t, p in rows))
+    store = Store(f"sqlite:///{tmp_path / 'trained.sqlite'}")
+    store.migrate()
+    result = train(examples_from_file(labelled), version=1, features="tfidf", data_source="test")
+    activate(store, save(store, settings.home, result, "test"), "test")
+    post = tmp_path / "posts.jsonl"
+    post.write_text(json.dumps({"id": "t1", "text": "the blue screen froze at noon", "author": "a",
+                                "created_at": "2026-11-20T10:00:00Z"}) + "\n")
+    pool = RayEngine(settings, workers=1, store=store)  # the module's cluster has 4 CPUs, 2 in use
+    try:
+        for name, eng in (("local", LocalEngine(settings, store=store)), ("ray", pool)):
+            target = Store(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+            target.migrate()
+            backfill(target, post, "jsonl", SPEC, BatchPipeline(target, eng, batch_size=10))
+            with target.connect() as c:
+                got = set(c.execute(select(labels.c.name, labels.c.value, labels.c.enricher)).all())
+            assert ("primary", "app_issue", "trained@v1") in got, name
+            target.close()
+    finally:
+        pool.close()
+        store.close()
+    # without a store (or with no active model) the rules alone label it
+    assert LocalEngine(settings).worker.enrichment.classifier.trained is None

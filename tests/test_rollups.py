@@ -9,6 +9,8 @@ step every overview aggregate and the explorer's counts are compared with the sa
 from __future__ import annotations
 
 import importlib.util
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,6 +42,7 @@ PERIODS = (
     (T0 + timedelta(days=2, hours=1), T0 + timedelta(days=2, hours=20)),  # within one day
     (T0 + timedelta(days=1, hours=23), T0 + timedelta(days=3)),  # an hour, then one whole day
     (datetime(1970, 1, 1), datetime(2100, 1, 1)),  # everything, as the explorer's facets ask
+    (T0 + timedelta(days=7, hours=3), datetime.now(UTC).replace(tzinfo=None)),  # to now, as the overview asks
 )
 
 
@@ -275,6 +278,14 @@ def test_redelivery_override_delete_and_purge_move_the_counts(store: Store) -> N
         }
 
 
+def _migration(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, MIGRATIONS_DIR / "versions" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_the_migration_counts_posts_stored_before_it(store: Store) -> None:
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
@@ -290,15 +301,14 @@ def test_the_migration_counts_posts_stored_before_it(store: Store) -> None:
     )
     with store.connect() as conn:
         before = sorted(tuple(r) for r in conn.execute(select(post_rollups)))
-    spec = importlib.util.spec_from_file_location("m0007", MIGRATIONS_DIR / "versions" / "0007_rollups.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    rollups, span = (_migration(name) for name in ("0007_rollups", "0011_cluster_span"))  # 0011 revises 0007
     with store.begin() as conn, Operations.context(MigrationContext.configure(conn)):
-        module.downgrade()
+        span.downgrade()
+        rollups.downgrade()
         conn.execute(delete(labels).where(labels.c.post_id.in_(select(posts.c.id).where(posts.c.source == "forum"))))
         conn.execute(delete(posts).where(posts.c.source == "forum"))  # no triggers now: nothing to keep in step
-        module.upgrade()
+        rollups.upgrade()
+        span.upgrade()
     with store.connect() as conn:
         after = sorted(tuple(r) for r in conn.execute(select(post_rollups)))
     assert after and after != before and not [r for r in after if r[2] == "forum"]
@@ -341,3 +351,33 @@ def test_every_kind_of_write_moves_the_data_version_and_refreshes_cached_figures
     store.write_batch(run, [], rejections=[Rejection(SOURCES[0], "2026-01-01", "withheld", "collective_action")])
     with store.connect() as conn:
         assert q.current_data_version(conn) != before  # guard counts alone move it too
+
+
+def test_requests_that_miss_the_same_figures_at_once_compute_them_once(store: Store) -> None:
+    """At the minute's turn or after a write, every concurrent view misses the cache at once; one computes."""
+    cache = q.AggregateCache()
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        started.set()
+        release.wait(10)
+        return len(calls)
+
+    def view(out: list[int]) -> None:
+        with store.connect() as conn:
+            out.append(cache.get(conn, "overview", compute))
+
+    results: list[int] = []
+    first = threading.Thread(target=view, args=(results,))
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=view, args=(results,)) for _ in range(3)]
+    for t in others:
+        t.start()
+    time.sleep(0.3)  # room for a second computation to start, were the others not waiting for the first
+    release.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert calls == [1] and results == [1, 1, 1, 1]

@@ -62,8 +62,7 @@ def record(conn: Connection, actor: str, action: str, target: str | None = None,
 
 
 def _append(conn: Connection, actor: str, action: str, target: str | None, detail: Any) -> str:
-    if conn.dialect.name == "postgresql":  # serialise writers across processes until the transaction ends
-        conn.execute(text("SELECT pg_advisory_xact_lock(7013)"))
+    _lock_chain(conn)
     prev = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)).scalar() or GENESIS
     at = _now()
     actor = (actor or "-")[:100]
@@ -75,6 +74,20 @@ def _append(conn: Connection, actor: str, action: str, target: str | None, detai
         )
     )
     return h
+
+
+def _lock_chain(conn: Connection) -> None:
+    """Hold the database's lock on the chain's end until the transaction ends, so that no other process (a second
+    ``serve`` worker, a CLI command) appends between reading the last hash and inserting onto it.
+
+    PostgreSQL: an advisory transaction lock. SQLite: its single write lock, taken with ``BEGIN IMMEDIATE`` before
+    the read (the driver would begin only at the INSERT, after the read); a transaction that has written already
+    holds it.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7013)"))
+    elif conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def log(store: Any, actor: str, action: str, target: str | None = None, detail: Any = None) -> str:

@@ -74,13 +74,15 @@ def _progress() -> Progress:
     )
 
 
-MODE_HELP = "Sentiment model: fast (default), accurate, or rules (bulk backfills: no sentence encoder)."
+MODE_HELP = ("Sentiment model: fast, accurate (opt-in, slower) or rules (bulk backfills: no sentence encoder); "
+             "default: the workspace's sentiment_mode (fast).")
 
 
-def _mode(mode: str) -> str:
-    from openear.enrich.sentiment import MODES
+def _mode(mode: str | None) -> str | None:
+    """``--mode`` checked; ``None`` (not given) leaves the choice to the workspace's ``sentiment_mode``."""
+    from openear.settings import SENTIMENT_MODES as MODES
 
-    if mode not in MODES:
+    if mode is not None and mode not in MODES:
         _fail(f"--mode: must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
 
@@ -155,7 +157,7 @@ def import_(
     country: Annotated[str | None, typer.Option("--country", help="Country hint, e.g. US, GB, ES.")] = None,
     lang: Annotated[str | None, typer.Option("--lang", help="Language hint, e.g. en, es.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    mode: Annotated[str, typer.Option("--mode", help=MODE_HELP)] = "fast",
+    mode: Annotated[str | None, typer.Option("--mode", help=MODE_HELP)] = None,
     home: HomeOption = None,
 ) -> None:
     """Import posts from a file through the guard into the store. Importing the same file twice changes nothing."""
@@ -244,7 +246,7 @@ def backfill(
     kind: Annotated[str | None, typer.Option("--kind", help="social or news (default: social).")] = None,
     country: Annotated[str | None, typer.Option("--country", help="Country hint, e.g. US, GB, ES.")] = None,
     lang: Annotated[str | None, typer.Option("--lang", help="Language hint, e.g. en, es.")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="Sentiment model: fast (default) or rules (bulk).")] = "fast",
+    mode: Annotated[str | None, typer.Option("--mode", help=MODE_HELP)] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Items per batch (and per checkpoint).")] = 500,
     restart: Annotated[bool, typer.Option("--restart", help="Ignore the checkpoint: start at the first line.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -258,13 +260,14 @@ def backfill(
 
     if batch_size < 1:
         _fail("--batch-size: must be at least 1")
+    _mode(mode)
     with _errors():
         settings = settings_mod.load(_home(ctx, home))
         spec = _file_spec(settings, source, visibility, fmt, kind, country, lang)
         if not file.is_file():
             _fail(f"{file}: no such file")
         store = open_store(settings.database_url)
-        eng = make_engine(settings, engine, address=address, workers=workers, mode=mode)
+        eng = make_engine(settings, engine, address=address, workers=workers, mode=mode, store=store)
         try:
             with _progress() as bar:
                 task = bar.add_task(f"backfill {file.name}", total=_count_lines(file))
@@ -492,7 +495,7 @@ def collect(
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="One pass of each source, then exit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    mode: Annotated[str, typer.Option("--mode", help=MODE_HELP)] = "fast",
+    mode: Annotated[str | None, typer.Option("--mode", help=MODE_HELP)] = None,
     home: HomeOption = None,
 ) -> None:
     """Collect from live sources (reddit, mastodon, bluesky, x, rss) through the guard into the store."""
@@ -535,7 +538,7 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
             from openear.distributed import make_engine, pipeline_factory
             from openear.triage.feed import feeder
 
-            eng = make_engine(settings, engine, address=address, workers=workers, mode=mode)
+            eng = make_engine(settings, engine, address=address, workers=workers, mode=mode, store=store)
             factory = pipeline_factory(store, eng, feeder(settings, store))
         if factory is None and mode is not None:  # the sentiment mode of each source's pipeline (issue 8)
             from openear.pipeline import Pipeline
@@ -1002,7 +1005,7 @@ def reenrich(
     ctx: typer.Context,
     since: Annotated[str, typer.Option("--since", help="Posts created from: 30d, 12h or a date (YYYY-MM-DD).")],
     until: Annotated[str | None, typer.Option("--until", help="Up to this date (exclusive); default now.")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="Sentiment model: fast (default) or rules.")] = "fast",
+    mode: Annotated[str | None, typer.Option("--mode", help=MODE_HELP)] = None,
     only: Annotated[str, typer.Option("--only", help="categories, sentiment or all.")] = "all",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Posts per committed batch.", min=1)] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -1016,7 +1019,8 @@ def reenrich(
 
     if only not in ONLY:
         _fail(f"--only: must be one of {', '.join(ONLY)}, not {only!r}")
-    _mode(mode)
+    if mode is not None:
+        _mode(mode)
     try:
         start = _instant(since)
         end = _instant(until) if until else None
@@ -1031,7 +1035,8 @@ def reenrich(
             with _progress() as bar:
                 task = bar.add_task("reenrich", total=None)
                 result = run_reenrich(store, settings, since=start, until=end, since_spec=since,
-                                      until_spec=until, mode=mode, only=only, batch_size=batch_size,
+                                      until_spec=until, mode=mode or settings.sentiment_mode, only=only,
+                                      batch_size=batch_size,
                                       on_total=lambda n: bar.update(task, total=n),
                                       progress=lambda n: bar.advance(task, n))
             audit.log(store, "cli", "reenrich", target=f"since {since}", detail=result.as_dict())

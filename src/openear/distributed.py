@@ -40,6 +40,7 @@ from datasketch import MinHash
 from openear.connectors.base import Deleted
 from openear.enrich import Enrichment
 from openear.enrich.dedupe import SCHEME, Deduper
+from openear.enrich.sentiment import DEFAULT_MODE
 from openear.errors import ConfigError, InvalidField, OpenearError
 from openear.guard import Guard, load_key
 from openear.models import (
@@ -100,15 +101,20 @@ class _Signatures:
 class BatchWorker:
     """The guard and the enrichers, loaded once; :meth:`process` handles one batch of normalised posts."""
 
-    def __init__(self, key: bytes, taxonomy: tuple[str, str] | None = None, mode: str | None = None) -> None:
+    def __init__(self, key: bytes, taxonomy: tuple[str, str] | None = None, mode: str | None = None,
+                 trained: tuple[str, bytes] | None = None) -> None:
         from openear.enrich.classify import Classifier
+        from openear.enrich.trained import TrainedCategories
 
         self.guard = Guard(key)
-        self.enrichment = Enrichment(None, mode) if mode else Enrichment(None)
+        model = TrainedCategories.from_portable(*trained, where="the active category model") if trained else None
+        self.enrichment = Enrichment(None, mode or DEFAULT_MODE, trained=model)
         if taxonomy is not None:  # (TOML text, where it came from): workers on other machines lack the file
             import tomllib
 
             self.enrichment.classifier = Classifier.from_dict(tomllib.loads(taxonomy[0]), source=taxonomy[1])
+            if model is not None and (self.enrichment.mode != "rules" or not model.needs_encoder):
+                self.enrichment.classifier.attach(model)
         self.enrichment.deduper = _Signatures()  # type: ignore[assignment]
         self.enrichment.sentiment.predict(["warm up"], ["en"])  # load the sentence encoder now, not in batch 1
 
@@ -182,6 +188,14 @@ def _taxonomy(settings: Settings) -> tuple[str, str] | None:
     return path.read_text(encoding="utf-8"), str(path)
 
 
+def _trained(settings: Settings, store: Store | None) -> tuple[str, bytes] | None:
+    """The store's active analyst-trained category model (``openear train``), portable to workers elsewhere."""
+    from openear.train import active_model
+
+    model = active_model(store, settings.home) if store is not None else None
+    return model.portable() if model is not None else None
+
+
 @dataclass
 class _Pending:
     """A batch sent to a worker and not yet written."""
@@ -199,8 +213,8 @@ class LocalEngine:
 
     workers = 1
 
-    def __init__(self, settings: Settings, *, mode: str | None = None) -> None:
-        self.worker = BatchWorker(load_key(settings.key_path), _taxonomy(settings), mode)
+    def __init__(self, settings: Settings, *, mode: str | None = None, store: Store | None = None) -> None:
+        self.worker = BatchWorker(load_key(settings.key_path), _taxonomy(settings), mode, _trained(settings, store))
         self.guard = self.worker.guard  # checks and seals what the worker shipped (the same process here)
         self.resubmitted = 0
 
@@ -232,8 +246,9 @@ class _Key:
 class _RayWorker:
     """The Ray actor: a :class:`BatchWorker` (its models loaded once, in the constructor)."""
 
-    def __init__(self, key: _Key, taxonomy: tuple[str, str] | None, mode: str | None) -> None:
-        self._worker = BatchWorker(key.reveal(), taxonomy, mode)
+    def __init__(self, key: _Key, taxonomy: tuple[str, str] | None, mode: str | None,
+                 trained: tuple[str, bytes] | None = None) -> None:
+        self._worker = BatchWorker(key.reveal(), taxonomy, mode, trained)
 
     def __repr__(self) -> str:
         return "openear-worker"
@@ -268,6 +283,7 @@ class RayEngine:
         address: str | None = None,
         workers: int | None = None,
         mode: str | None = None,
+        store: Store | None = None,
         batch_timeout: float = BATCH_TIMEOUT,
         start_timeout: float = 600.0,
     ) -> None:
@@ -302,7 +318,7 @@ class RayEngine:
             raise ConfigError(f"--workers {self.workers}: the Ray cluster has {cpus} CPU(s)")
         self.batch_timeout = batch_timeout
         self._actor_cls = ray.remote(num_cpus=1, max_restarts=4, max_task_retries=0)(_RayWorker)
-        self._args = (_Key(key), taxonomy, mode)
+        self._args = (_Key(key), taxonomy, mode, _trained(settings, store))
         self.actors = [self._actor_cls.remote(*self._args) for _ in range(self.workers)]
         self._load = [0] * self.workers
         self._down: dict[int, Any] = {}  # worker -> a pending ready() probe, for workers that died or hung
@@ -384,15 +400,18 @@ Engine = LocalEngine | RayEngine
 
 
 def make_engine(
-    settings: Settings, engine: str, *, address: str | None = None, workers: int | None = None, mode: str | None = None
+    settings: Settings, engine: str, *, address: str | None = None, workers: int | None = None,
+    mode: str | None = None, store: Store | None = None,
 ) -> Engine:
-    """The engine called ``engine`` (``local`` or ``ray``)."""
+    """The engine called ``engine`` (``local`` or ``ray``); its workers use ``store``'s active category model and
+    the sentiment ``mode`` (default: the workspace's ``sentiment_mode``)."""
+    mode = mode or settings.sentiment_mode
     if engine == "local":
         if address:
             raise ConfigError("--address: only with --engine ray")
-        return LocalEngine(settings, mode=mode)
+        return LocalEngine(settings, mode=mode, store=store)
     if engine == "ray":
-        return RayEngine(settings, address=address, workers=workers, mode=mode)
+        return RayEngine(settings, address=address, workers=workers, mode=mode, store=store)
     raise ConfigError(f"--engine: must be one of {', '.join(ENGINES)}, not {engine!r}")
 
 

@@ -42,12 +42,11 @@ class Pipeline:
     @classmethod
     def for_settings(cls, settings: Settings, store: Store, *, batch_size: int = DEFAULT_BATCH,
                      mode: str | None = None) -> Pipeline:
-        """The workspace's pipeline; ``mode``: the sentiment mode (default ``fast``; ``rules`` for backfills)."""
-        from openear.enrich.sentiment import DEFAULT_MODE
+        """The workspace's pipeline; ``mode``: the sentiment mode (default: the workspace's ``sentiment_mode``)."""
         from openear.train import active_model
 
         taxonomy = settings.taxonomy_path if settings.taxonomy_path.exists() else None
-        enrichment = Enrichment(taxonomy, mode or DEFAULT_MODE, trained=active_model(store, settings.home))
+        enrichment = Enrichment(taxonomy, mode or settings.sentiment_mode, trained=active_model(store, settings.home))
         enrichment.warm_deduper(store.recent_signatures(datetime.now(UTC) - DEDUPE_WINDOW))
         from openear.triage.feed import feeder
 

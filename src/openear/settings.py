@@ -15,6 +15,8 @@ from typing import Any
 
 from openear.errors import ConfigError
 
+SENTIMENT_MODES: tuple[str, ...] = ("fast", "accurate", "rules")  # see openear.enrich.sentiment
+
 DEFAULT_HOME = "./openear-data"
 CONFIG_NAME = "openear.toml"
 KEY_NAME = "pseudonym.key"
@@ -52,6 +54,7 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     purpose: str = DEFAULT_PURPOSE
     organisation: str = "openear"
+    sentiment_mode: str = "fast"
     sources: tuple[SourceSpec, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -102,6 +105,9 @@ def load(home: str | os.PathLike[str] | None = None, *, require_config: bool = T
     retention = data.get("retention_days", DEFAULT_RETENTION_DAYS)
     if not isinstance(retention, int) or isinstance(retention, bool) or retention < 1:
         raise ConfigError(f"{cfg_path}: retention_days: must be a positive whole number of days")
+    mode = data.get("sentiment_mode", "fast")
+    if mode not in SENTIMENT_MODES:
+        raise ConfigError(f"{cfg_path}: sentiment_mode: must be one of {', '.join(SENTIMENT_MODES)}, not {mode!r}")
     sources = tuple(_source(cfg_path, i, s) for i, s in enumerate(data.get("sources", [])))
     names = [s.name for s in sources]
     dupes = {n for n in names if names.count(n) > 1}
@@ -117,6 +123,7 @@ def load(home: str | os.PathLike[str] | None = None, *, require_config: bool = T
         retention_days=retention,
         purpose=str(data.get("purpose", DEFAULT_PURPOSE)),
         organisation=str(data.get("organisation", "openear")),
+        sentiment_mode=mode,
         sources=sources,
         raw=data,
     )
@@ -160,6 +167,10 @@ retention_days = {retention_days}
 
 # The pseudonym key (HMAC-SHA256) lives outside the database; keep it secret and back it up.
 key_file = "pseudonym.key"
+
+# The sentiment model collection and imports use unless a command says --mode: "fast" (the default), "accurate"
+# (opt-in: pip install 'openear[accurate]'; ~8x slower, a few points better) or "rules" (bulk backfills).
+# sentiment_mode = "fast"
 
 # The category taxonomy with its English and Spanish rules (a copy of the shipped preset; edit freely).
 taxonomy_file = "taxonomy.toml"

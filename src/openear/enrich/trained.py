@@ -9,7 +9,9 @@ fast sentiment mode loads (:class:`openear.enrich.sentiment.SentenceEncoder`, sh
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,8 +215,9 @@ class TrainedCategories:
         return out
 
     # -- files ----------------------------------------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def portable(self) -> tuple[str, bytes]:
+        """The model as (metadata JSON, ``weights.npz`` bytes): what :meth:`save` writes and :meth:`from_portable`
+        reads; Ray workers on other machines get it this way."""
         arrays: dict[str, np.ndarray] = {
             "coef": self.coef_t.T.astype(np.float32),
             "intercept": self.intercept.astype(np.float32),
@@ -237,16 +240,32 @@ class TrainedCategories:
             arrays["char_idf"] = self.tfidf.char_idf.astype(np.float32)
             meta["word_vocabulary"] = self.tfidf.word_vocab
             meta["char_vocabulary"] = self.tfidf.char_vocab
-        np.savez_compressed(directory / "weights.npz", **arrays)
-        (directory / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return json.dumps(meta, ensure_ascii=False), buffer.getvalue()
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        meta, weights = self.portable()
+        (directory / "weights.npz").write_bytes(weights)
+        (directory / "metadata.json").write_text(meta, encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> TrainedCategories:
         """Read a saved model; :class:`ConfigError` naming the file when it is missing or does not fit together."""
-        meta_path = directory / "metadata.json"
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            with np.load(directory / "weights.npz", allow_pickle=False) as npz:
+            meta = (directory / "metadata.json").read_text(encoding="utf-8")
+            weights = (directory / "weights.npz").read_bytes()
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{exc.filename}: category model file missing") from None
+        return cls.from_portable(meta, weights, str(directory))
+
+    @classmethod
+    def from_portable(cls, metadata: str, weights: bytes, where: str = "category model") -> TrainedCategories:
+        """The model from :meth:`portable`'s output (arrays read with ``allow_pickle=False``)."""
+        try:
+            meta = json.loads(metadata)
+            with np.load(io.BytesIO(weights), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             if meta.get("name") != NAME:
                 raise ValueError(f"not a category model (name {meta.get('name')!r})")
@@ -270,7 +289,5 @@ class TrainedCategories:
                 encoder={str(k): str(v) for k, v in meta.get("encoder", {}).items()},
                 metadata=rest,
             )
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{exc.filename}: category model file missing") from None
-        except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
-            raise ConfigError(f"{directory}: category model unreadable: {exc}") from None
+        except (KeyError, ValueError, TypeError, AttributeError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ConfigError(f"{where}: category model unreadable: {exc}") from None

@@ -195,6 +195,7 @@ class Store:
             new_rows: list[dict[str, Any]] = []
             new_items: list[EnrichedPost] = []
             stored_items: list[EnrichedPost] = []
+            left: set[int] = set()
             for item in batch:
                 p = item.post
                 key = (p.source, p.external_id)
@@ -209,6 +210,8 @@ class Store:
                     new_rows.append(row)
                     new_items.append(item)
                 else:
+                    if prior[2] is not None:  # a re-delivery may move the post out of its cluster
+                        left.add(prior[2])
                     del row["stored_at"]
                     # An analyst's overrides outlive re-enrichment: keep their labels and the values they set.
                     overrides = dict(conn.execute(
@@ -229,7 +232,7 @@ class Store:
                 _bulk_insert(conn, posts, new_rows)
                 ids = self._ids_for(conn, [(i.post.source, i.post.external_id) for i in new_items])
                 self._insert_labels(conn, [(ids[(i.post.source, i.post.external_id)], i) for i in new_items])
-            self._refresh_clusters(conn, {cluster_ids[i.cluster_key] for i in batch if i.cluster_key})
+            self._refresh_clusters(conn, left | {cluster_ids[i.cluster_key] for i in batch if i.cluster_key})
             counts: dict[tuple[str, str, str, str], int] = {}
             for r in self._unseen(conn, rejections):
                 k = (r.source, r.day, r.action, r.reason)
@@ -272,20 +275,23 @@ class Store:
         return anonymous + list(fresh.values())
 
     @staticmethod
-    def _existing(conn: Connection, batch: Sequence[EnrichedPost]) -> dict[tuple[str, str], tuple[int, str]]:
+    def _existing(
+        conn: Connection, batch: Sequence[EnrichedPost]
+    ) -> dict[tuple[str, str], tuple[int, str, int | None]]:
+        """(id, content hash, cluster id) of the batch's posts already stored, by (source, external id)."""
         by_source: dict[str, list[str]] = {}
         for item in batch:
             by_source.setdefault(item.post.source, []).append(item.post.external_id)
-        found: dict[tuple[str, str], tuple[int, str]] = {}
+        found: dict[tuple[str, str], tuple[int, str, int | None]] = {}
         for source, ids in by_source.items():
             for chunk in _chunks(ids, 500):
                 rows = conn.execute(
-                    select(posts.c.id, posts.c.external_id, posts.c.content_hash).where(
+                    select(posts.c.id, posts.c.external_id, posts.c.content_hash, posts.c.cluster_id).where(
                         posts.c.source == source, posts.c.external_id.in_(chunk)
                     )
                 )
-                for pid, ext, h in rows:
-                    found[(source, ext)] = (pid, h)
+                for pid, ext, h, cid in rows:
+                    found[(source, ext)] = (pid, h, cid)
         return found
 
     @staticmethod
@@ -334,7 +340,9 @@ class Store:
 
     @staticmethod
     def _refresh_clusters(conn: Connection, ids: set[int]) -> None:
-        """Recompute size, first/last post time and representative of the clusters a batch touched."""
+        """Recompute size, first/last post time and representative of the clusters a write touched; one left
+        without posts gets size 0 (its row stays: cases may link it). The overview relies on these being exact
+        (``queries.clusters_page``)."""
         for chunk in _chunks(sorted(ids), 500):
             stats = conn.execute(
                 select(
@@ -355,6 +363,9 @@ class Store:
                             representative_post_id=bindparam("rep")),
                     [{"cid": cid, "n": n, "first": f, "last": la, "rep": rep} for cid, n, f, la, rep in stats],
                 )
+            emptied = set(chunk) - {row[0] for row in stats}
+            if emptied:
+                conn.execute(update(clusters).where(clusters.c.id.in_(sorted(emptied))).values(size=0))
 
     def _add_guard_counts(self, conn: Connection, counts: dict[tuple[str, str, str, str], int]) -> None:
         for (source, day, action, reason), n in sorted(counts.items()):

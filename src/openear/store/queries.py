@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -63,6 +63,7 @@ __all__ = [
     "language_split",
     "list_sources",
     "media_coverage",
+    "period_counts",
     "post_labels",
     "search_posts",
     "sentiment_split",
@@ -251,21 +252,53 @@ _DIMENSIONS: dict[str, tuple[Any, str | None]] = {  # rollup dimension -> (posts
 _DAY = timedelta(days=1)
 
 
-def _plan(since: datetime, until: datetime) -> tuple[tuple[str, str] | None, list[tuple[datetime, datetime]]]:
-    """Split naive-UTC ``[since, until)`` into whole days (first, last, inclusive; ``None`` when there are none)
-    and the partial-day ranges left over."""
-    first = datetime.combine(since.date(), time())
-    if first < since:
-        first += _DAY
-    end = datetime.combine(until.date(), time())
-    if first >= end:
-        return None, [(since, until)]
-    edges = [(a, b) for a, b in ((since, first), (end, until)) if a < b]
-    return (first.date().isoformat(), (end - _DAY).date().isoformat()), edges
+Edge = tuple[datetime, datetime, int]  # a range of posts to count, and +1 (add them) or -1 (subtract them)
 
 
-def _in_ranges(ranges: list[tuple[datetime, datetime]]) -> ColumnElement[bool]:
-    return or_(*(and_(posts.c.created_at >= a, posts.c.created_at < b) for a, b in ranges))
+def _plan(since: datetime, until: datetime) -> tuple[tuple[str, str] | None, list[Edge]]:
+    """Split naive-UTC ``[since, until)`` into days read whole from the rollups (first, last, inclusive; ``None``
+    when there are none) and ranges of posts counted from ``posts``, added or subtracted.
+
+    A partial first or last day is either its posts inside the period, added, or the whole day less its posts
+    outside the period, subtracted: whichever range is shorter, time after now counting as empty. So the last day of
+    a period that ends now ("the last 30 days") costs nothing, and the first at most half a day of posts.
+    """
+    day0, day_last = datetime.combine(since.date(), time()), datetime.combine(until.date(), time())
+    if day0 == day_last:  # within one day
+        return None, [(since, until, 1)]
+    now = datetime.now(UTC).replace(tzinfo=None)
+
+    def cost(a: datetime, b: datetime) -> timedelta:
+        return max(min(b, now) - a, timedelta(0))
+
+    first, last = day0, day_last - _DAY
+    edges: list[Edge] = []
+    if since > day0:
+        if cost(day0, since) < cost(since, day0 + _DAY):
+            edges.append((day0, since, -1))
+        else:
+            first = day0 + _DAY
+            edges.append((since, first, 1))
+    if until > day_last:
+        if cost(until, day_last + _DAY) < cost(day_last, until):
+            last = day_last
+            edges.append((until, day_last + _DAY, -1))
+        else:
+            edges.append((day_last, until, 1))
+    return ((first.date().isoformat(), last.date().isoformat()) if first <= last else None), edges
+
+
+def _edge_counts(
+    conn: Connection, edges: list[Edge], *keys: Any, where: ColumnElement[bool] | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """``(day, *keys, n)`` rows of the posts in each range of ``edges`` grouped by ``keys``, ``n`` negated for a
+    subtracted range; ``day`` (``YYYY-MM-DD``) is the range's, as each lies within one UTC day."""
+    for a, b, sign in edges:
+        cond = and_(posts.c.created_at >= a, posts.c.created_at < b)
+        if where is not None:
+            cond = and_(cond, where)
+        for *values, n in conn.execute(select(*keys, func.count()).where(cond).group_by(*keys)):
+            yield (a.date().isoformat(), *values, sign * int(n))
 
 
 def _dim_key(dim: str) -> Any:
@@ -288,10 +321,8 @@ def _counts(conn: Connection, dim: str, period: Period) -> dict[str, int]:
             select(post_rollups.c.value, n).where(_rollup_where(dim, days)).group_by(post_rollups.c.value)
         ):
             out[str(k)] = out.get(str(k), 0) + int(v)
-    if edges:
-        key = _dim_key(dim)
-        for k, v in conn.execute(select(key, func.count()).where(_in_ranges(edges)).group_by(key)):
-            out[str(k)] = out.get(str(k), 0) + int(v)
+    for _, k, v in _edge_counts(conn, edges, _dim_key(dim)):
+        out[str(k)] = out.get(str(k), 0) + v
     return {k: v for k, v in out.items() if v > 0}
 
 
@@ -301,17 +332,64 @@ def _split(conn: Connection, col: Any, period: Period, default: str) -> dict[str
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _multi_clusters(period: Period) -> Select[Any]:
-    """``cluster_id, size, first_seen, last_seen, rep`` of the clusters with 2+ posts in the period.
+def period_counts(conn: Connection, period: Period) -> dict[str, Any]:
+    """Every rollup figure of the period at once, as the overview shows them: ``volume`` (as
+    :func:`volume_by_category`) and, per dimension (``category``, ``sentiment``, ``lang``, ``source``, ``kind``),
+    posts per value, largest first (as :func:`category_split` and the other splits).
 
-    Candidates come from ``clusters`` (2+ posts in all, the last one since the period began: a partial index), so only
-    their posts are grouped. Every write path refreshes ``clusters.size``/``first_seen``/``last_seen``; a stale
-    row only ever overstates them, which keeps a cluster among the candidates.
+    One read of the rollups and one grouping of the partial days' posts by all dimensions together
+    (``ix_posts_created_dims``), instead of one of each per figure.
     """
-    since = _naive(period.since)
-    # Not also ``first_seen < until``: its test reads every candidate's row, and the period's own test rules them out.
-    candidates = select(clusters.c.id).where(clusters.c.size >= literal_column("2"), clusters.c.last_seen >= since)
-    return (
+    days, edges = _plan(_naive(period.since), _naive(period.until))
+    per_dim: dict[str, dict[str, int]] = {dim: {} for dim in _DIMENSIONS}
+    volume: dict[tuple[str, str], int] = {}
+
+    def add(dim: str, day: str, value: str, n: int) -> None:
+        counts = per_dim[dim]
+        counts[value] = counts.get(value, 0) + n
+        if dim == "category":
+            volume[(day, value)] = volume.get((day, value), 0) + n
+
+    if days is not None:
+        for dim, day, value, n in conn.execute(
+            select(post_rollups.c.dim, post_rollups.c.day, post_rollups.c.value, post_rollups.c.n).where(
+                post_rollups.c.dim.in_(list(_DIMENSIONS)),
+                post_rollups.c.day >= days[0],
+                post_rollups.c.day <= days[1],
+            )
+        ):
+            add(str(dim), str(day), str(value), int(n))
+    keys = [_dim_key(dim) for dim in _DIMENSIONS]
+    for day, *values, n in _edge_counts(conn, edges, *keys):
+        for dim, value in zip(_DIMENSIONS, values, strict=True):
+            add(dim, str(day), str(value), n)
+    out: dict[str, Any] = {
+        dim: dict(sorted(((k, v) for k, v in counts.items() if v > 0), key=lambda kv: (-kv[1], kv[0])))
+        for dim, counts in per_dim.items()
+    }
+    out["volume"] = [(d, c, n) for (d, c), n in sorted(volume.items()) if n > 0]
+    return out
+
+
+def _cluster_sets(period: Period) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Conditions on ``clusters`` with 2+ posts in all and a post since the period began: (all of its posts in the
+    period, some outside it). Both read ``ix_clusters_multi_span`` alone.
+
+    Every write path keeps ``clusters.size``/``first_seen``/``last_seen`` equal to its posts' (``Store``'s
+    ``_refresh_clusters``), so a cluster of the first set has exactly ``size`` posts in the period; only the second,
+    the few that straddle the period's edges, need their posts grouped.
+    """
+    since, until = _naive(period.since), _naive(period.until)
+    multi = and_(clusters.c.size >= literal_column("2"), clusters.c.last_seen >= since)
+    inside = and_(clusters.c.first_seen >= since, clusters.c.last_seen < until)
+    return and_(multi, inside), and_(multi, or_(clusters.c.first_seen < since, clusters.c.last_seen >= until))
+
+
+def _straddling(conn: Connection, period: Period) -> list[Any]:
+    """``cluster_id, size, first_seen, last_seen, rep`` of the clusters with posts on both sides of an edge of the
+    period and 2+ posts in it, grouped from their posts (``ix_posts_cluster_created``)."""
+    straddle = _cluster_sets(period)[1]
+    return conn.execute(
         select(
             posts.c.cluster_id,
             func.count().label("size"),
@@ -319,10 +397,10 @@ def _multi_clusters(period: Period) -> Select[Any]:
             func.max(posts.c.created_at).label("last_seen"),
             func.min(posts.c.id).label("rep"),
         )
-        .where(posts.c.cluster_id.in_(candidates.scalar_subquery()), _in_period(period))
+        .where(posts.c.cluster_id.in_(select(clusters.c.id).where(straddle).scalar_subquery()), _in_period(period))
         .group_by(posts.c.cluster_id)
         .having(func.count() >= 2)
-    )
+    ).all()
 
 
 def count_posts(conn: Connection, flt: PostFilter) -> int:
@@ -337,7 +415,7 @@ def count_posts(conn: Connection, flt: PostFilter) -> int:
     lo = _naive(flt.since) if flt.since is not None else None
     hi = _naive(flt.until) if flt.until is not None else None
     days: tuple[str, str] | None = None
-    edges: list[tuple[datetime, datetime]] = []
+    edges: list[Edge] = []
     whole = True  # no period: every day of the rollups
     if lo is not None or hi is not None:
         lo, hi = lo or datetime(1, 1, 2), hi or datetime(9999, 12, 30)
@@ -351,21 +429,21 @@ def count_posts(conn: Connection, flt: PostFilter) -> int:
         if value is not None:
             cond = and_(cond, post_rollups.c.value == value)
         total += int(conn.execute(select(func.coalesce(func.sum(post_rollups.c.n), 0)).where(cond)).scalar_one())
-    if edges:
-        edge = _in_ranges(edges)
-        if value is not None:
-            edge = and_(edge, _dim_key(dim) == value)
-        total += int(conn.execute(select(func.count()).select_from(posts).where(edge)).scalar_one())
+    where = _dim_key(dim) == value if value is not None else None
+    total += sum(row[-1] for row in _edge_counts(conn, edges, where=where))
     return total
 
 
 # -- aggregates --------------------------------------------------------------------------------------------
-def totals(conn: Connection, period: Period, n_clusters: int | None = None) -> dict[str, int]:
+def totals(
+    conn: Connection, period: Period, n_clusters: int | None = None, counts: dict[str, Any] | None = None
+) -> dict[str, int]:
     """Posts (news, social), clusters of 2+ posts, sources with posts and the guard's counts in the period.
 
-    ``n_clusters``: the cluster count where the caller has it already (see :func:`clusters_page`)."""
-    kinds = _counts(conn, "kind", period)
-    n_sources = len(_counts(conn, "source", period))
+    ``n_clusters`` and ``counts``: the cluster count and the :func:`period_counts` where the caller has them
+    already (see :func:`clusters_page`)."""
+    kinds = counts["kind"] if counts is not None else _counts(conn, "kind", period)
+    n_sources = len(counts["source"] if counts is not None else _counts(conn, "source", period))
     if n_clusters is None:
         n_clusters = cluster_count(conn, period)
     guard = dict.fromkeys(GUARD_ACTIONS, 0)
@@ -394,11 +472,8 @@ def volume_by_category(conn: Connection, period: Period) -> list[tuple[str, str,
             select(post_rollups.c.day, post_rollups.c.value, post_rollups.c.n).where(_rollup_where("category", days))
         ):
             out[(str(d), str(c))] = out.get((str(d), str(c)), 0) + int(n)
-    if edges:
-        day = day_bucket(conn, posts.c.created_at)
-        cat = _dim_key("category")
-        for d, c, n in conn.execute(select(day, cat, func.count()).where(_in_ranges(edges)).group_by(day, cat)):
-            out[(str(d), str(c))] = out.get((str(d), str(c)), 0) + int(n)
+    for d, c, n in _edge_counts(conn, edges, _dim_key("category")):
+        out[(str(d), str(c))] = out.get((str(d), str(c)), 0) + n
     return [(d, c, n) for (d, c), n in sorted(out.items()) if n > 0]
 
 
@@ -450,48 +525,65 @@ def top_clusters(conn: Connection, period: Period, limit: int = 10, offset: int 
 def clusters_page(
     conn: Connection, period: Period, limit: int = 10, offset: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
-    """:func:`top_clusters` and :func:`cluster_count` from one grouping of the period's posts (the costly part)."""
-    sized = _multi_clusters(period).subquery()
-    rows = conn.execute(
-        select(sized, func.count().over().label("total"))
-        .order_by(sized.c.size.desc(), sized.c.last_seen.desc(), sized.c.cluster_id)
-        .limit(limit)
-        .offset(offset)
+    """:func:`top_clusters` and :func:`cluster_count` together: the clusters wholly in the period are ranked and
+    counted from ``clusters`` (an index), the ones straddling its edges grouped from their posts (see
+    :func:`_cluster_sets`)."""
+    inside, _ = _cluster_sets(period)
+    straddling = [
+        (int(r.cluster_id), int(r.size), r.first_seen, r.last_seen, int(r.rep)) for r in _straddling(conn, period)
+    ]
+    n_inside = int(conn.execute(select(func.count()).select_from(clusters).where(inside)).scalar_one())
+    ranked = conn.execute(
+        select(clusters.c.id, clusters.c.size, clusters.c.first_seen, clusters.c.last_seen,
+               clusters.c.representative_post_id)
+        .where(inside)
+        .order_by(clusters.c.size.desc(), clusters.c.last_seen.desc(), clusters.c.id)
+        .limit(offset + limit)
     ).all()
+    candidates = [(int(i), int(n), f, la, int(rep)) for i, n, f, la, rep in ranked] + straddling
+    # Largest first, then the latest last post, then the cluster id (timestamps as text sort like datetimes).
+    candidates.sort(key=lambda c: (-c[1], _desc_time(c[3]), c[0]))
+    rows = candidates[offset : offset + limit]
+    total = n_inside + len(straddling)
     if not rows:
-        return [], (cluster_count(conn, period) if offset else 0)
-    ids = [r.cluster_id for r in rows]
+        return [], total
+    ids = [r[0] for r in rows]
     cats = _majority(conn, ids, posts.c.category, period, UNCATEGORISED)
     sents = _majority(conn, ids, posts.c.sentiment, period, UNKNOWN)
+    rep_ids = [r[4] for r in rows]
     reps = {
-        r.id: r
-        for r in conn.execute(
-            select(posts.c.id, posts.c.text, posts.c.title).where(posts.c.id.in_([r.rep for r in rows]))
-        )
+        r.id: r for r in conn.execute(select(posts.c.id, posts.c.text, posts.c.title).where(posts.c.id.in_(rep_ids)))
     }
     all_sizes = dict(conn.execute(select(clusters.c.id, clusters.c.size).where(clusters.c.id.in_(ids))).all())
     out = []
-    for r in rows:
-        rep = reps[r.rep]
+    for cid, size, first, last, rep_id in rows:
+        rep = reps[rep_id]
         out.append(
             {
-                "id": int(r.cluster_id),
-                "size": int(r.size),
-                "total_size": int(all_sizes.get(r.cluster_id) or r.size),
-                "first_seen": _aware(r.first_seen),
-                "last_seen": _aware(r.last_seen),
-                "category": cats.get(r.cluster_id, UNCATEGORISED),
-                "sentiment": sents.get(r.cluster_id, UNKNOWN),
-                "post_id": int(r.rep),
+                "id": cid,
+                "size": size,
+                "total_size": int(all_sizes.get(cid) or size),
+                "first_seen": _aware(first),
+                "last_seen": _aware(last),
+                "category": cats.get(cid, UNCATEGORISED),
+                "sentiment": sents.get(cid, UNKNOWN),
+                "post_id": rep_id,
                 "excerpt": _excerpt(rep.text or rep.title),
             }
         )
-    return out, int(rows[0].total)
+    return out, total
+
+
+def _desc_time(value: datetime) -> float:
+    """A sort key that orders naive-UTC datetimes latest first."""
+    return -_utc(value).timestamp()
 
 
 def cluster_count(conn: Connection, period: Period) -> int:
     """How many clusters :func:`top_clusters` can list for the period (2+ posts in it)."""
-    return int(conn.execute(select(func.count()).select_from(_multi_clusters(period).subquery())).scalar_one())
+    inside, _ = _cluster_sets(period)
+    n_inside = int(conn.execute(select(func.count()).select_from(clusters).where(inside)).scalar_one())
+    return n_inside + len(_straddling(conn, period))
 
 
 def get_cluster(conn: Connection, cluster_id: int) -> dict[str, Any] | None:
@@ -699,30 +791,52 @@ class AggregateCache:
     """A per-process memo of aggregate results, valid while :func:`current_data_version` stands still.
 
     The version is read on the caller's connection before computing, so a result is never newer-labelled than
-    its data: a write that lands meanwhile only causes one extra recomputation. Least recently used entries go
-    first beyond ``size``.
+    its data: a write that lands meanwhile only causes one extra recomputation. Requests that miss the same key
+    at once compute it once: the others wait for that result instead of computing it again side by side. Least
+    recently used entries go first beyond ``size``.
     """
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
         self._entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}  # one lock per key being computed
         self.hits = self.misses = 0
 
     def get(self, conn: Connection, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The cached value of ``key`` if the data has not changed since it was computed, else ``compute()``."""
         version = current_data_version(conn)
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] == version:
+            if (value := self._fresh(key, version)) is not _MISSING:
+                return value
+            flight = self._computing.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:  # computed by another request while this one waited?
+                if (value := self._fresh(key, version)) is not _MISSING:
+                    return value
+                self.misses += 1
+            try:
+                value = compute()
+            except BaseException:
+                with self._lock:
+                    self._computing.pop(key, None)
+                raise
+            with self._lock:
+                self._entries[key] = (version, value)
                 self._entries.move_to_end(key)
-                self.hits += 1
-                return entry[1]
-            self.misses += 1
-        value = compute()
-        with self._lock:
-            self._entries[key] = (version, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+                self._computing.pop(key, None)
         return value
+
+    def _fresh(self, key: Hashable, version: int) -> Any:
+        """The entry of ``key`` if computed at ``version`` (counted as a hit), else ``_MISSING``; under the lock."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version:
+            return _MISSING
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry[1]
+
+
+_MISSING = object()

@@ -369,9 +369,12 @@ data_version = Table(
     Column("id", Integer, primary_key=True),
     Column("n", BigInteger, nullable=False),
 )
+# Clusters with 2+ posts by last and first post and size: the overview's clusters of a period (0011_cluster_span).
 Index(
-    "ix_clusters_multi_last_seen",
+    "ix_clusters_multi_span",
     clusters.c.last_seen,
+    clusters.c.first_seen,
+    clusters.c.size,
     sqlite_where=text("size >= 2"),
     postgresql_where=text("size >= 2"),
 )

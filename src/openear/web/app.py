@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -214,8 +215,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     if workers <= 1:
         uvicorn.run(create_app(settings), host=host, port=port, server_header=False, **options)
         return
+    from uvicorn.supervisors import Multiprocess
+
     os.environ["OPENEAR_HOME"] = str(settings.home)  # the worker processes load the same workspace
-    uvicorn.run(
+    config = uvicorn.Config(
         "openear.web.app:app_from_environment",
         factory=True,
         host=host,
@@ -224,6 +227,22 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         server_header=False,
         **options,
     )
+    Multiprocess(config, sockets=[_listening_socket(host, port)]).run()
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The socket the worker processes accept on, created as TCP explicitly.
+
+    uvicorn's own (``workers`` > 1) has protocol 0, so asyncio does not set ``TCP_NODELAY`` on the connections it
+    accepts: with Nagle's algorithm on, each response on a kept-alive connection then waited about 40 ms for the
+    client's delayed ACK (44 ms for ``/healthz`` instead of 2 ms).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 def app_from_environment() -> FastAPI:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -163,10 +164,22 @@ def _volume_chart(volume: list[tuple[str, str, int]], period: q.Period) -> tuple
     return uri, list(series), [r for r in reversed(rows) if r[1]]
 
 
-@lru_cache(maxsize=64)
+_CHART_LOCK = threading.Lock()
+
+
 def _chart_svg(days: tuple[str, ...], series: tuple[tuple[str, tuple[int, ...]], ...]) -> str | None:
     """The volume chart, memoised on its figures: drawing it takes matplotlib 100+ ms, and every viewer of a period
-    sees the same figures until the next batch is stored (charts are deterministic: same figures, same bytes)."""
+    sees the same figures until the next batch is stored (charts are deterministic: same figures, same bytes).
+
+    One request draws a new chart while the others that want it wait for it (matplotlib draws one at a time anyway):
+    without the lock, every request that missed it drew it again, one after another, for seconds.
+    """
+    with _CHART_LOCK:
+        return _draw_chart(days, series)
+
+
+@lru_cache(maxsize=64)
+def _draw_chart(days: tuple[str, ...], series: tuple[tuple[str, tuple[int, ...]], ...]) -> str | None:
     from openear import charts
 
     return charts.volume_chart(list(days), dict(series))
@@ -285,13 +298,14 @@ def _spikes(conn: Any, period: q.Period, limit: int = 6) -> list[dict[str, Any]]
 def _overview_figures(conn: Any, period: q.Period) -> dict[str, Any]:
     """Every aggregate the overview shows for a period (spike alerts aside: they change without posts)."""
     clusters, n_clusters = q.clusters_page(conn, period, 8)
+    counts = q.period_counts(conn, period)
     return {
         "clusters": clusters,
-        "totals": q.totals(conn, period, n_clusters),
-        "volume": q.volume_by_category(conn, period),
-        "sentiment": q.sentiment_split(conn, period),
-        "lang": q.language_split(conn, period),
-        "source": q.source_split(conn, period),
+        "totals": q.totals(conn, period, n_clusters, counts),
+        "volume": counts["volume"],
+        "sentiment": counts["sentiment"],
+        "lang": counts["lang"],
+        "source": counts["source"],
         "guard": q.guard_summary(conn, period),
     }
 
