@@ -165,11 +165,7 @@ class SentimentModel:
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, texts: list[str], langs: list[str]) -> list[tuple[str, float]]:
-        if len(texts) != len(langs):
-            raise ValueError("texts and langs must have the same length")
-        p = self.probabilities(texts, langs)
-        best = p.argmax(axis=1)
-        return [(LABELS[i], round(float(p[row, i]), 4)) for row, i in enumerate(best)]
+        return _predict(self, texts, langs)
 
 
 # -- the fast mode: a multilingual sentence encoder, MLP heads, mixed with the hashed n-gram model -----------------
@@ -416,6 +412,33 @@ def _check_bag(what: str, dim: int, w1: np.ndarray, b1: np.ndarray, w2: np.ndarr
         raise ConfigError(f"{what}: head shapes {w1.shape} {b1.shape} {w2.shape} {b2.shape} do not fit together")
 
 
+def _read_head(directory: Path, what: str, script: str) -> tuple[dict[str, Any], tuple[np.ndarray, ...]]:
+    """A model folder's ``metadata.json`` and the bag arrays of its ``head.npz`` (no pickle), labels checked;
+    :class:`ConfigError` naming the file when missing, unreadable or labelled otherwise."""
+    meta_path = directory / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with np.load(directory / "head.npz", allow_pickle=False) as npz:
+            head = tuple(npz[k] for k in ("w1", "b1", "w2", "b2"))
+        labels = tuple(meta["labels"])
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename}: {what} missing; run {script}") from None
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{directory}: {what} unreadable: {exc}") from None
+    if labels != LABELS:
+        raise ConfigError(f"{meta_path}: labels: expected {list(LABELS)}, got {list(labels)}")
+    return meta, head
+
+
+def _predict(model: Any, texts: list[str], langs: list[str]) -> list[tuple[str, float]]:
+    """``(label, probability)`` of the most probable class of each text, from ``model.probabilities``."""
+    if len(texts) != len(langs):
+        raise ValueError("texts and langs must have the same length")
+    p = model.probabilities(texts, langs)
+    best = p.argmax(axis=1)
+    return [(LABELS[i], round(float(p[row, i]), 4)) for row, i in enumerate(best)]
+
+
 class FastSentimentModel:
     """``predict(texts, langs)``: a bag of one-hidden-layer MLPs on sentence embeddings (+ a Spanish flag), whose
     geometric-mean probabilities are mixed log-linearly with the hashed n-gram model's: ``mix[lang]`` is the
@@ -445,21 +468,14 @@ class FastSentimentModel:
     def load(cls, directory: Path | None = None, hashed_directory: Path | None = None) -> FastSentimentModel:
         """The shipped model (``openear/data/sentiment_fast`` + ``openear/data/sentiment``) or one in ``directory``."""
         directory = directory or _data_dir("sentiment_fast")
-        meta_path = directory / "metadata.json"
+        what = "fast sentiment model"
+        meta, (w1, b1, w2, b2) = _read_head(directory, what, "scripts/train_sentiment_fast.py")
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            with np.load(directory / "head.npz", allow_pickle=False) as npz:
-                w1, b1, w2, b2 = (npz[k] for k in ("w1", "b1", "w2", "b2"))
-            labels = tuple(meta["labels"])
             mix = {str(k): float(v) for k, v in meta["mix"].items()}
             expected = {str(k): str(v) for k, v in meta["encoder"].items()}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{exc.filename}: fast sentiment model missing; run scripts/train_sentiment_fast.py") \
-                from None
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"{directory}: fast sentiment model unreadable: {exc}") from None
-        if labels != LABELS:
-            raise ConfigError(f"{meta_path}: labels: expected {list(LABELS)}, got {list(labels)}")
+            raise ConfigError(f"{directory}: {what} unreadable: {exc}") from None
+        meta_path = directory / "metadata.json"
         hashed = SentimentModel.load(hashed_directory)
         if str(meta.get("hashed_model", hashed.enricher)) != hashed.enricher:
             raise ConfigError(f"{meta_path}: mixed with {meta['hashed_model']}, but {hashed.enricher} is installed")
@@ -488,11 +504,7 @@ class FastSentimentModel:
         return self.combine(self.encoder.encode(texts), texts, langs)
 
     def predict(self, texts: list[str], langs: list[str]) -> list[tuple[str, float]]:
-        if len(texts) != len(langs):
-            raise ValueError("texts and langs must have the same length")
-        p = self.probabilities(texts, langs)
-        best = p.argmax(axis=1)
-        return [(LABELS[i], round(float(p[row, i]), 4)) for row, i in enumerate(best)]
+        return _predict(self, texts, langs)
 
 
 class AccurateSentimentModel:
@@ -537,22 +549,15 @@ class AccurateSentimentModel:
     def load(cls, directory: Path | None = None, threads: int | None = None) -> AccurateSentimentModel:
         """The shipped model (``openear/data/sentiment_accurate``, on top of the shipped fast model)."""
         directory = directory or _data_dir("sentiment_accurate")
-        meta_path = directory / "metadata.json"
+        what = "accurate sentiment model"
+        meta, (w1, b1, w2, b2) = _read_head(directory, what, "scripts/train_sentiment_accurate.py")
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            with np.load(directory / "head.npz", allow_pickle=False) as npz:
-                w1, b1, w2, b2 = (npz[k] for k in ("w1", "b1", "w2", "b2"))
-            labels = tuple(meta["labels"])
             weights = {str(k): [float(x) for x in v] for k, v in meta["weights"].items()}
             confident = float(meta["confident"])
             expected = {str(k): str(v) for k, v in meta["encoder"].items()}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{exc.filename}: accurate sentiment model missing; run "
-                              "scripts/train_sentiment_accurate.py") from None
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"{directory}: accurate sentiment model unreadable: {exc}") from None
-        if labels != LABELS:
-            raise ConfigError(f"{meta_path}: labels: expected {list(LABELS)}, got {list(labels)}")
+            raise ConfigError(f"{directory}: {what} unreadable: {exc}") from None
+        meta_path = directory / "metadata.json"
         fast = _shipped_model("fast")
         assert isinstance(fast, FastSentimentModel)
         if str(meta.get("fast_model", fast.enricher)) != fast.enricher:
@@ -604,11 +609,7 @@ class AccurateSentimentModel:
         return self.combine(None, texts, langs)
 
     def predict(self, texts: list[str], langs: list[str]) -> list[tuple[str, float]]:
-        if len(texts) != len(langs):
-            raise ValueError("texts and langs must have the same length")
-        p = self.probabilities(texts, langs)
-        best = p.argmax(axis=1)
-        return [(LABELS[i], round(float(p[row, i]), 4)) for row, i in enumerate(best)]
+        return _predict(self, texts, langs)
 
 
 class Sentiment(Protocol):
