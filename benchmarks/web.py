@@ -505,6 +505,11 @@ def main() -> None:
     ap.add_argument(
         "--profile", action="store_true", help="time the queries behind the overview in-process, then stop"
     )
+    ap.add_argument(
+        "--only",
+        default="",
+        help="run only the pages whose label contains this text, e.g. 'q=pay' for the search page (default all)",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -581,6 +586,7 @@ def main() -> None:
             ]
         import httpx
 
+        targets = [(label, url) for label, url in targets if args.only in label]
         for label, url in targets:
             r = httpx.get(url.replace("%06d", "000000"), headers={"Cookie": cookie}, timeout=120)  # warm up, check
             if r.status_code != 200:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
+    Select,
     Text,
     and_,
     any_,
@@ -54,7 +55,16 @@ from openear.query.evaluate import Document, Prepared, compile_node
 from openear.query.text import WILDCARDS
 from openear.store.schema import labels, posts
 
-__all__ = ["Compiler", "Fts5Backend", "PostgresBackend", "TextBackend", "install_sqlite_functions", "to_sql"]
+__all__ = [
+    "Compiler",
+    "Fts5Backend",
+    "FtsSearch",
+    "PostgresBackend",
+    "TextBackend",
+    "fts_search",
+    "install_sqlite_functions",
+    "to_sql",
+]
 
 Scope = Literal["news", "other"]
 Fts = str | bool | None  # an FTS5 expression; True / False when constant; None when FTS5 cannot say it exactly
@@ -181,11 +191,27 @@ def _relaxed(patterns: tuple[str, ...], cols: str) -> Fts:
 
 
 # -- the SQLite backend --------------------------------------------------------------------------------------
-def _in_fts(expr: Fts) -> ColumnElement[bool]:
+def _in_fts(expr: Fts, walk: bool = False) -> ColumnElement[bool]:
+    """``posts.id`` among the ``posts_fts MATCH expr`` rows; ``walk``: in a form SQLite cannot use to look up
+    ``posts`` by id, so it walks an index (``ix_posts_created_at`` for newest first) and tests each row."""
     if isinstance(expr, bool) or expr is None:
         return true() if expr else false()
-    match = literal_column("posts_fts").op("MATCH")(literal(expr))
-    return posts.c.id.in_(select(_FTS.c.rowid).where(match))
+    return (posts.c.id + 0 if walk else posts.c.id).in_(select(_FTS.c.rowid).where(_fts_match(expr)))
+
+
+def _fts_match(expr: Fts) -> ColumnElement[bool]:
+    if isinstance(expr, bool) or expr is None:
+        return true() if expr else false()
+    return literal_column("posts_fts").op("MATCH")(literal(expr))
+
+
+def _plain() -> ColumnElement[bool]:
+    """The posts on which the news-scope FTS5 expression is exact: news, and posts without a title."""
+    return or_(posts.c.kind == "news", posts.c.title.is_(None))
+
+
+def _check(node: Node) -> ColumnElement[bool]:
+    return func.oe_match(literal(format_node(node)), posts.c.kind, posts.c.text, posts.c.title) == 1
 
 
 class Fts5Backend:
@@ -203,16 +229,53 @@ class Fts5Backend:
         if superset is True and not isinstance(node, Term | Phrase | Near):
             return None  # e.g. "a OR NOT b": split it, so each part can use the index
         exact = fts(node, "news")
-        check = func.oe_match(literal(format_node(node)), posts.c.kind, posts.c.text, posts.c.title) == 1
+        check = _check(node)
         if exact is None:
             return and_(_in_fts(superset), check)
-        plain = or_(posts.c.kind == "news", posts.c.title.is_(None))  # where the news scope is exact
+        plain = _plain()
         if exact == superset:
-            return and_(_in_fts(superset), or_(plain, check))
+            return FtsSearch(exact, node).condition()
         exact_sql = _in_fts(exact)
         if superset is not True:
             exact_sql = and_(_in_fts(superset), exact_sql)
         return or_(and_(plain, exact_sql), and_(not_(plain), _in_fts(superset), check))
+
+
+@dataclass(frozen=True)
+class FtsSearch:
+    """A word-only query without ``NOT`` that one FTS5 expression says exactly on the news scope: ``to_sql`` tests
+    it as "in ``posts_fts MATCH match``, and news, untitled or ``oe_match``" (:meth:`condition`)."""
+
+    match: Fts
+    node: Node
+
+    def condition(self, walk: bool = False) -> ColumnElement[bool]:
+        """The ``WHERE`` clause ``to_sql`` gives; ``walk``: the same rows, found by walking an index of ``posts``."""
+        return and_(_in_fts(self.match, walk), or_(_plain(), _check(self.node)))
+
+    def doubt(self) -> Fts:
+        """An FTS5 expression (or constant) for the only matches ``oe_match`` may reject: those whose text alone does
+        not match (a social post matches on its text only); ``None`` when FTS5 cannot say the text-only match."""
+        return _fts_and([self.match], [fts(self.node, "other")])
+
+    def hits(self) -> Select[Any]:
+        """How many posts ``match`` finds, counted by the FTS5 index alone."""
+        return select(func.count()).select_from(_FTS).where(_fts_match(self.match))
+
+    def rejected(self) -> ColumnElement[bool]:
+        """The ``MATCH`` rows that are not matches: ``count(MATCH) - count(rejected)`` is the count of matches."""
+        return and_(_in_fts(self.doubt()), not_(_plain()), not_(_check(self.node)))
+
+
+def fts_search(node: Node) -> FtsSearch | None:
+    """The :class:`FtsSearch` for ``node`` when ``to_sql`` searches it with one FTS5 expression, else ``None``."""
+    if not is_text(node):
+        return None
+    superset = fts(node, "news", relax=True)
+    if not isinstance(superset, str) or fts(node, "news") != superset:
+        return None
+    found = FtsSearch(superset, node)
+    return found if found.doubt() is not None else None
 
 
 # -- the PostgreSQL backend ----------------------------------------------------------------------------------
