@@ -144,14 +144,13 @@ def stored_ids(workspace) -> tuple[int, set[int]]:
     return n, ids
 
 
-@pytest.mark.timeout(900)
-def test_sigkill_at_20_random_points_loses_nothing_and_duplicates_nothing(workspace) -> None:
-    total, kills = 100_000, 20
+def crash_run(workspace, total: int, kills: int, seed: int) -> list[int]:
+    """Collect ``total`` items from a flaky source, SIGKILL ``collect`` at ``kills`` random points, then let one run
+    finish; returns the stored count after each kill. The caller checks what was stored."""
     src = SeqSource(total, fail_every=97)
     write_sources(workspace.home, seq_source(src.url, page_size=500, batch_size=1000, max_pages=1000))
-    rnd = random.Random(4)
+    rnd = random.Random(seed)
     targets = sorted(rnd.sample(range(1_000, total - 2_000), kills))
-    started = time.monotonic()
     killed_at: list[int] = []
     try:
         for target in targets:
@@ -169,12 +168,25 @@ def test_sigkill_at_20_random_points_loses_nothing_and_duplicates_nothing(worksp
         assert proc.returncode == 0, errs.decode()[-3000:]
     finally:
         src.close()
-    elapsed = time.monotonic() - started
+    return killed_at
+
+
+def assert_exactly_once(workspace, total: int, kills: int, killed_at: list[int]) -> None:
+    """Every item stored once (no gaps, no duplicates), the cursor at the end, each kill kept what came before."""
     n, ids = stored_ids(workspace)
-    print(f"\ncrash test: {total} items, {kills} SIGKILLs, {elapsed:.1f}s; stored after each kill: {killed_at}")
     assert len(killed_at) == kills and killed_at == sorted(killed_at) and killed_at[-1] < total
     assert n == total and ids == set(range(1, total + 1))  # exactly N: no gaps, no duplicates
     assert json.loads(workspace.store.get_cursor("seq")) == {"seq": str(total)}
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_at_20_random_points_loses_nothing_and_duplicates_nothing(workspace) -> None:
+    total, kills = 100_000, 20
+    started = time.monotonic()
+    killed_at = crash_run(workspace, total, kills, seed=4)
+    print(f"\ncrash test: {total} items, {kills} SIGKILLs, {time.monotonic() - started:.1f}s; "
+          f"stored after each kill: {killed_at}")
+    assert_exactly_once(workspace, total, kills, killed_at)
 
 
 def test_sigterm_stops_cleanly_after_the_current_batch(workspace) -> None:

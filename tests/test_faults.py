@@ -11,9 +11,7 @@ import contextlib
 import glob
 import json
 import os
-import random
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -32,7 +30,16 @@ from openear.connectors.http import MAX_RESPONSE_BYTES
 from openear.settings import SourceSpec
 from openear.store import Store
 from openear.workspace import init_workspace
-from test_collector import SeqSource, _QuietServer, cli, seq_options, seq_source, stored_ids, write_sources
+from test_collector import (
+    SeqSource,
+    _QuietServer,
+    assert_exactly_once,
+    cli,
+    crash_run,
+    seq_options,
+    seq_source,
+    write_sources,
+)
 
 
 # -- (a) the crash test on PostgreSQL ---------------------------------------------------------------------------
@@ -41,32 +48,9 @@ from test_collector import SeqSource, _QuietServer, cli, seq_options, seq_source
 def test_sigkill_at_10_random_points_on_postgresql_loses_nothing_and_duplicates_nothing(db_url: str, workspace) -> None:
     total, kills = 20_000, 10
     assert workspace.store.dialect == "postgresql"
-    src = SeqSource(total, fail_every=97)
-    write_sources(workspace.home, seq_source(src.url, page_size=500, batch_size=1000, max_pages=1000))
-    rnd = random.Random(7)
-    targets = sorted(rnd.sample(range(1_000, total - 2_000), kills))
-    killed_at: list[int] = []
-    try:
-        for target in targets:
-            src.served = 0
-            proc = cli(workspace.home, "collect", "--source", "seq", "--once")
-            while src.served < target and proc.poll() is None:
-                time.sleep(0.005)
-            time.sleep(rnd.uniform(0, 0.3))  # land anywhere: mid-fetch, mid-batch, mid-commit
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-            killed_at.append(stored_ids(workspace)[0])
-        proc = cli(workspace.home, "collect", "--source", "seq", "--once", "--json")
-        _out, errs = proc.communicate(timeout=600)
-        assert proc.returncode == 0, errs.decode()[-3000:]
-    finally:
-        src.close()
-    n, ids = stored_ids(workspace)
+    killed_at = crash_run(workspace, total, kills, seed=7)
     print(f"\ncrash test on PostgreSQL: {total} items, {kills} SIGKILLs; stored after each kill: {killed_at}")
-    assert len(killed_at) == kills and killed_at == sorted(killed_at) and killed_at[-1] < total
-    assert n == total and ids == set(range(1, total + 1))  # exactly N: no gaps, no duplicates
-    assert json.loads(workspace.store.get_cursor("seq")) == {"seq": str(total)}
+    assert_exactly_once(workspace, total, kills, killed_at)
 
 
 # -- (b) a source that hangs, one that floods ------------------------------------------------------------------
