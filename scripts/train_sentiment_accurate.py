@@ -104,6 +104,8 @@ def main() -> None:
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     splits = load_splits(args.data)
+    if args.reuse_heads:  # the heads saw only the training splits: mixing and the cascade need val and test
+        splits = {key: split for key, split in splits.items() if key[1] != "train"}
     e5_info = E5Encoder.installed()
     e5 = E5Encoder.load(e5_info, threads=args.threads)
     e5_emb = {key: embed(e5, f"{key[0]}-{key[1]}", split[0], args.cache) for key, split in splits.items()}
@@ -181,15 +183,14 @@ def choose_confident(model: AccurateSentimentModel, splits: dict[tuple[str, str]
 def train(args: argparse.Namespace, splits: dict[tuple[str, str], Split], e5_info: dict[str, str],
           e5_emb: dict[tuple[str, str], np.ndarray], fast: FastSentimentModel,
           use_emb: dict[tuple[str, str], np.ndarray]) -> None:
-    x_train = np.vstack([with_flag(e5_emb["en", "train"], "en"), with_flag(e5_emb["es", "train"], "es")])
-    y_en, y_es = splits["en", "train"][1], splits["es", "train"][1]
-    y_train = np.concatenate([y_en, y_es])
-    weights = np.concatenate([balanced(y_en, 1.0), balanced(y_es, SPANISH_WEIGHT)])
     if args.reuse_heads:
         with np.load(args.out / "head.npz", allow_pickle=False) as npz:
             w1, b1, w2, b2 = (npz[k] for k in ("w1", "b1", "w2", "b2"))
     else:
-        w1, b1, w2, b2 = fit_bag(x_train, y_train, weights, args.bag)
+        x_train = np.vstack([with_flag(e5_emb["en", "train"], "en"), with_flag(e5_emb["es", "train"], "es")])
+        y_en, y_es = splits["en", "train"][1], splits["es", "train"][1]
+        weights = np.concatenate([balanced(y_en, 1.0), balanced(y_es, SPANISH_WEIGHT)])
+        w1, b1, w2, b2 = fit_bag(x_train, np.concatenate([y_en, y_es]), weights, args.bag)
     model = AccurateSentimentModel(None, fast, w1, b1, w2, b2, {"*": [1.0, 0.0, 0.0]}, VERSION)
     parts = {key: model.parts(e5_emb[key], use_emb[key], splits[key][0], [key[0]] * len(splits[key][0]))
              for key in splits if key[1] != "train"}

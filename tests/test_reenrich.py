@@ -10,67 +10,17 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from openear.cli import app
-from openear.pipeline import import_file
+from labelled import TAILS, THEMES, invoke, labelled_store, write_labelled
 from openear.reenrich import reenrich
-from openear.settings import SourceSpec
-from openear.store.schema import labels, posts, runs
-from openear.web.labeling import override_label
-
-runner = CliRunner()
-ALLOWED = {
-    "primary": ["app_issue", "other", "pay_tips", "safety", "support"],
-    "sentiment": ["positive", "neutral", "negative"],
-}
-SCREEN = [
-    "the blue screen froze twice",
-    "the screen went white and froze",
-    "white screen, frozen buttons",
-    "screen froze, nothing moved",
-    "frozen blue screen again during the run",
-]
-DOG = [
-    "a dog chased me near the orchard lane",
-    "that orchard lane dog bit my boot",
-    "dog near the orchard lane",
-    "orchard lane has a loose dog",
-    "chased by the big dog on orchard lane",
-]
-TAILS = [
-    "today",
-    "this morning",
-    "tonight",
-    "again",
-    "yesterday",
-    "on sunday",
-    "this week",
-    "at noon",
-    "lately",
-    "at dusk",
-    "before lunch",
-    "after the rain",
-]
-
-
-def invoke(home: Path, *args: str) -> Any:
-    return runner.invoke(app, ["--home", str(home), *args], catch_exceptions=False)
-
-
-def _labelled(path: Path) -> Path:
-    with path.open("w", encoding="utf-8") as fh:
-        for theme, base in (("app_issue", SCREEN), ("safety", DOG)):
-            for i in range(12):
-                fh.write(json.dumps({"text": f"{base[i % 5]} {TAILS[i]} #{i}", "lang": "en", "primary": theme}) + "\n")
-    return path
+from openear.store.schema import labels, post_rollups, posts, runs
 
 
 def _setup(workspace: Any, tmp_path: Path) -> dict[str, int]:
     """Posts imported in rules mode (no trained model then); an analyst overrides two of them."""
     rows = []
     for i in range(14):
-        base = SCREEN if i % 2 else DOG
+        base = THEMES["app_issue" if i % 2 else "safety"]
         rows.append(
             {
                 "id": f"p{i}",
@@ -95,13 +45,9 @@ def _setup(workspace: Any, tmp_path: Path) -> dict[str, int]:
             "created_at": "2026-11-12T10:00:00Z",
         }
     )
-    path = workspace.write_jsonl("rows.jsonl", rows)
-    import_file(workspace.settings, workspace.store, path, "jsonl", SourceSpec("s", visibility="public"), mode="rules")
-    with workspace.store.begin() as conn:
-        ids = {ext: pid for pid, ext in conn.execute(select(posts.c.id, posts.c.external_id))}
-        override_label(conn, ids["p1"], "primary", "support", "ana", ALLOWED)
-        override_label(conn, ids["p2"], "sentiment", "positive", "ana", ALLOWED)
-    f = _labelled(tmp_path / "labels.jsonl")
+    overrides = {"p1": {"primary": "support"}, "p2": {"sentiment": "positive"}}
+    ids = labelled_store(workspace, rows, overrides, source="s", mode="rules")
+    f = write_labelled(tmp_path / "labels.jsonl", {"app_issue": 12, "safety": 12})
     assert invoke(workspace.home, "train", "--from", str(f), "--features", "tfidf", "--yes").exit_code == 0
     return ids
 
@@ -134,9 +80,11 @@ def test_reenrich_relabels_with_provenance_keeps_overrides_and_is_idempotent(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["scanned"] == 15  # not the October post
-    assert summary["enrichers"] == ["taxonomy-rules@1", "trained@v1", "sentiment-fast@1"]
-    # the rules call 5 screen posts "other" (the dog posts are safety already): the model relabels those
+    assert summary["enrichers"] == ["lang-fasttext-lite@1", "taxonomy-rules@1", "trained@v1", "sentiment-fast@1"]
+    # the rules call 5 screen posts "other" (the dog posts are safety already): the model relabels those; the
+    # language detector is the one that imported them, so no language changes
     assert summary["changed"]["sentiment"] == 15 and summary["changed"]["primary"] >= 5
+    assert summary["changed"]["lang"] == 0
     after = _labels(workspace)
     cols = _columns(workspace)
     for ext, pid in ids.items():
@@ -225,3 +173,42 @@ def test_reenrich_rejects_bad_options(workspace: Any) -> None:
     assert "--mode" in invoke(workspace.home, "reenrich", "--since", "7d", "--mode", "slow").output
     bad = invoke(workspace.home, "reenrich", "--since", "yesterday-ish")
     assert bad.exit_code == 2 and "--since" in bad.output
+
+
+def test_reenrich_language_relabels_the_column_and_the_rollups_and_keeps_short_texts(
+    db_url: str, workspace: Any
+) -> None:
+    """Posts labelled by an older language detector: ``--only language`` relabels them (column, label, rollups),
+    keeps a text too short to tell, and leaves the other labels alone; a second run changes nothing."""
+    rows = [
+        {"id": "es", "text": "la aplicación se cerró otra vez y perdí el pedido de la tarde", "author": "a",
+         "created_at": "2026-11-12T10:00:00Z"},
+        {"id": "en", "text": "the app crashed again and I lost the evening order", "author": "b",
+         "created_at": "2026-11-12T11:00:00Z"},
+        {"id": "short", "text": "ok", "author": "c", "created_at": "2026-11-12T12:00:00Z", "lang": "es"},
+    ]
+    ids = labelled_store(workspace, rows, {}, source="s", mode="rules")
+    with workspace.store.begin() as conn:  # as an older detector left them: the Spanish post called English
+        conn.execute(posts.update().where(posts.c.id.in_([ids["es"], ids["short"]])).values(lang="en"))
+        conn.execute(labels.update().where(labels.c.name == "lang").values(value="en", enricher="lang-old@0"))
+    others = {pid: {x for x in ls if x[0] != "lang"} for pid, ls in _labels(workspace).items()}
+
+    result = invoke(workspace.home, "reenrich", "--since", "2026-11-01", "--only", "language", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["enrichers"] == ["lang-fasttext-lite@1"] and summary["changed"] == {"lang": 3}
+    after = _labels(workspace)
+    assert {x for x in after[ids["es"]] if x[0] == "lang"} == {("lang", "es", "lang-fasttext-lite@1")}
+    assert {x for x in after[ids["en"]] if x[0] == "lang"} == {("lang", "en", "lang-fasttext-lite@1")}
+    # "ok" is too short to tell: the stored language is the hint, so it stays "en" (now with today's provenance)
+    assert {x for x in after[ids["short"]] if x[0] == "lang"} == {("lang", "en", "lang-fasttext-lite@1")}
+    assert {pid: {x for x in ls if x[0] != "lang"} for pid, ls in after.items()} == others
+    with workspace.store.connect() as conn:
+        langs = dict(conn.execute(select(posts.c.external_id, posts.c.lang)).all())
+        rollup = {r.value: r.n for r in conn.execute(select(post_rollups).where(post_rollups.c.dim == "lang"))
+                  if r.n}
+    assert langs == {"es": "es", "en": "en", "short": "en"}
+    assert rollup == {"es": 1, "en": 2}  # the dashboard's rollups follow the column (by trigger)
+
+    again = invoke(workspace.home, "reenrich", "--since", "2026-11-01", "--only", "language", "--json")
+    assert json.loads(again.output.strip().splitlines()[-1])["changed"] == {"lang": 0}

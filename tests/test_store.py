@@ -252,3 +252,108 @@ def test_pipeline_saves_cursor_marks_with_their_batch(db_url: str) -> None:
     _, stats = pipe.run(spec, stream(fail=False), normalise, kind="collect")
     assert store.get_cursor("live") == "after-3"
     assert store.count() == 3 and (stats.stored, stats.unchanged) == (1, 2)
+
+
+def _item(enrichment: Enrichment, ext: str, body: str, hours: int, cluster: str):
+    """An enriched post of source ``src`` created ``hours`` after 2026-11-02 00:00 UTC, in cluster ``cluster``."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    post = Post(source="src", external_id=ext, platform="reddit", kind="social", visibility="public",
+                created_at=datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=hours), text=body, author_id=f"a{ext}")
+    verdict = Guard(KEY).check(post, "public")
+    assert verdict.post is not None
+    return replace(enrichment.enrich([verdict.post])[0], cluster_key=cluster)
+
+
+def _snapshot(store: Store) -> dict[str, object]:
+    """Everything a batch writes, by natural key (no row ids): posts, their labels, clusters, guard counts."""
+    from openear.store.schema import clusters
+
+    with store.connect() as conn:
+        by_id = {pid: ext for pid, ext in conn.execute(select(posts.c.id, posts.c.external_id))}
+        keys = dict(conn.execute(select(clusters.c.id, clusters.c.key)).all())
+        rows = {r.external_id: (r.text, r.category, r.sentiment, r.lang, r.content_hash, keys.get(r.cluster_id),
+                                r.created_at) for r in conn.execute(select(posts))}
+        lbls: dict[str, list[tuple[str, str, str]]] = {}
+        for pid, name, value, enricher in conn.execute(
+                select(labels.c.post_id, labels.c.name, labels.c.value, labels.c.enricher).order_by(labels.c.id)):
+            lbls.setdefault(by_id[pid], []).append((name, value, enricher))
+        reps = {r.key: (r.size, r.first_seen, r.last_seen, by_id.get(r.representative_post_id))
+                for r in conn.execute(select(clusters))}
+        counts = sorted(conn.execute(select(guard_counts)).all())
+    return {"posts": rows, "labels": {k: sorted(v) for k, v in lbls.items()}, "clusters": reps, "counts": counts}
+
+
+def test_a_mixed_batch_stores_the_last_versions_and_keeps_clusters_labels_counts_and_index_exact(
+    store: Store, enrichment: Enrichment
+) -> None:
+    """New, changed, unchanged and superseded posts in one batch, checked against a fresh read of the store."""
+    first = [
+        _item(enrichment, "1", "alpha pay was cut", 0, "k1"),
+        _item(enrichment, "2", "bravo support is silent", 1, "k1"),
+        _item(enrichment, "3", "charlie app crash", 2, "k2"),
+        _item(enrichment, "4", "delta station wait", 3, "k2"),
+        _item(enrichment, "5", "echo write me at jo@example.com", 4, "k3"),
+    ]
+    store.write_batch(store.start_run("import", "src"), first)
+    with store.begin() as conn:  # an analyst recategorises post 2: the override must outlive its re-delivery
+        pid2 = conn.execute(select(posts.c.id).where(posts.c.external_id == "2")).scalar_one()
+        conn.execute(labels.insert().values(post_id=pid2, name="primary", value="safety", score=1.0,
+                                            enricher="analyst@ana"))
+        conn.execute(posts.update().where(posts.c.id == pid2).values(category="safety"))
+    mixed = [
+        _item(enrichment, "1", "alpha pay was cut", 0, "k9"),  # unchanged (another cluster key: stays in k1)
+        _item(enrichment, "3", "charlie app crash twice", 2, "k2"),  # superseded by the next
+        _item(enrichment, "3", "charlie app crash foxtrot", 5, "k1"),  # changed: leaves k2 for k1, later
+        _item(enrichment, "2", "bravo support is silent for weeks", 1, "k1"),  # changed, keeps the override
+        _item(enrichment, "5", "echo write me at jo@example.com golf", 6, "k3"),  # changed, same cluster
+        _item(enrichment, "6", "hotel call me on +44 7700 900123", 7, "k4"),  # new, scrubbed
+        _item(enrichment, "7", "india kilo", 8, "k4"),  # new, superseded by the next
+        _item(enrichment, "7", "india juliet", 9, "k4"),
+    ]
+    before = _snapshot(store)
+    res = store.write_batch(store.start_run("import", "src"), mixed)
+    assert (res.stored, res.unchanged) == (5, 3)
+
+    snap = _snapshot(store)
+    stored = {i.post.external_id: i for i in first}
+    stored.update({i.post.external_id: i for i in mixed[1:]})  # the last version of each post
+    assert {ext: row[0] for ext, row in snap["posts"].items()} == {ext: i.post.text for ext, i in stored.items()}
+    assert snap["posts"]["2"][1] == "safety"
+    assert {ext: row[5] for ext, row in snap["posts"].items()} == {
+        "1": "k1", "2": "k1", "3": "k1", "4": "k2", "5": "k3", "6": "k4", "7": "k4"}
+    assert snap["posts"]["4"] == before["posts"]["4"]  # not in the batch
+    expected_labels = {ext: sorted((lb.name, lb.value, lb.enricher) for lb in i.labels) for ext, i in stored.items()}
+    expected_labels["2"] = sorted([*expected_labels["2"], ("primary", "safety", "analyst@ana")])
+    assert snap["labels"] == expected_labels
+    with store.connect() as conn:
+        created = {r.external_id: (r.id, r.created_at) for r in conn.execute(select(posts))}
+
+    def cluster(*exts: str) -> tuple[int, datetime, datetime, str]:
+        times = [created[e][1] for e in exts]
+        return len(exts), min(times), max(times), min(exts, key=lambda e: created[e][0])
+
+    assert {k: v for k, v in snap["clusters"].items() if k != "k9"} == {
+        "k1": cluster("1", "2", "3"), "k2": cluster("4"), "k3": cluster("5"), "k4": cluster("6", "7")}
+    assert snap["clusters"]["k9"][0] == 0  # made for the unchanged post's new key, and empty
+    # Scrubs count per stored version: post 5's email twice (stored, then changed), post 6's phone once.
+    scrubbed = {(r.reason, r.n) for r in snap["counts"] if r.action == "scrubbed"}  # type: ignore[attr-defined]
+    assert scrubbed == {("email", 2), ("phone", 1)}
+    words = {"twice": 0, "foxtrot": 1, "weeks": 1, "golf": 1, "delta": 1, "kilo": 0, "juliet": 1, "alpha": 1}
+    assert {w: index_hits(store, w) for w in words} == words
+
+    again = store.write_batch(store.start_run("import", "src"), mixed)  # re-delivered: nothing changes
+    assert (again.stored, again.unchanged) == (0, 8)
+    assert _snapshot(store) == snap
+
+
+def test_scrub_counts_add_up_over_batches(store: Store, enrichment: Enrichment) -> None:
+    run = store.start_run("import", "src")
+    store.write_batch(run, [_item(enrichment, "1", "mail jo@example.com", 1, "a")])
+    store.write_batch(run, [_item(enrichment, "2", "mail al@example.com", 2, "b"),
+                            _item(enrichment, "3", "mail bo@example.com", 3, "c")])
+    with store.connect() as conn:
+        rows = conn.execute(select(guard_counts.c.day, guard_counts.c.action, guard_counts.c.reason,
+                                   guard_counts.c.n)).all()
+    assert rows == [("2026-11-02", "scrubbed", "email", 3)]

@@ -12,79 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from openear.cli import app
+from labelled import invoke, labelled_store, texts, write_labelled
 from openear.enrich import Enrichment
 from openear.enrich.classify import Classifier
 from openear.enrich.sentiment import clear_model_cache
 from openear.enrich.trained import TrainedCategories
 from openear.store.schema import audit_log, labels, models, posts
 from openear.train import active_model, examples_from_file, train
-from openear.web.labeling import override_label
-
-runner = CliRunner()
-ALLOWED = {
-    "primary": ["account_status", "app_issue", "other", "pay_tips", "safety", "support"],
-    "sentiment": ["positive", "neutral", "negative"],
-}
-
-# Words no taxonomy rule matches, so that only a trained model can tell these themes apart.
-THEMES: dict[str, list[str]] = {
-    "pay_tips": [
-        "the evening envelope came up thin",
-        "my weekly envelope shrank again",
-        "the envelope after the shift looked lighter",
-        "envelope money was short this friday",
-        "thin envelope, long week",
-    ],
-    "app_issue": [
-        "the blue screen froze twice",
-        "the screen went white and froze",
-        "frozen blue screen again during the run",
-        "white screen, frozen buttons",
-        "screen froze, nothing moved",
-    ],
-    "safety": [
-        "a dog chased me near the orchard lane",
-        "that orchard lane dog bit my boot",
-        "dog near the orchard lane again",
-        "orchard lane has a loose dog",
-        "chased by the big dog on orchard lane",
-    ],
-}
-TAILS = [
-    "today",
-    "this morning",
-    "tonight",
-    "again",
-    "yesterday",
-    "on sunday",
-    "this week",
-    "at noon",
-    "lately",
-    "at dusk",
-    "before lunch",
-    "after the rain",
-    "once more",
-]
-
-
-def _texts(theme: str, n: int) -> list[str]:
-    base = THEMES[theme]
-    return [f"{base[i % len(base)]} {TAILS[i % len(TAILS)]} #{i}" for i in range(n)]
-
-
-def _jsonl(path: Path, counts: dict[str, int]) -> Path:
-    with path.open("w", encoding="utf-8") as fh:
-        for theme, n in counts.items():
-            for text in _texts(theme, n):
-                fh.write(json.dumps({"text": text, "lang": "en", "primary": theme}) + "\n")
-    return path
-
-
-def invoke(home: Path, *args: str, input: str | None = None) -> Any:
-    return runner.invoke(app, ["--home", str(home), *args], input=input, catch_exceptions=False)
 
 
 def _refuse(*args: object, **kwargs: object) -> Any:
@@ -103,21 +38,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     clear_model_cache()
 
 
-def _import_and_override(workspace: Any, counts: dict[str, int]) -> dict[str, list[int]]:
-    """Import posts of each theme and let an analyst set their primary category; returns post ids by theme."""
+def _import_and_override(workspace: Any, counts: dict[str, int]) -> None:
+    """Import posts of each theme; an analyst sets each one's primary category to its theme."""
     rows = [
         {"id": f"{theme}-{i}", "text": text, "created_at": f"2026-11-{(i % 20) + 1:02d}T10:00:00Z", "author": f"a{i}"}
         for theme, n in counts.items()
-        for i, text in enumerate(_texts(theme, n))
+        for i, text in enumerate(texts(theme, n))
     ]
-    workspace.import_rows(rows)
-    ids: dict[str, list[int]] = {}
-    with workspace.store.begin() as conn:
-        for pid, ext in conn.execute(select(posts.c.id, posts.c.external_id)):
-            theme = ext.rsplit("-", 1)[0]
-            override_label(conn, pid, "primary", theme, "ana", ALLOWED)
-            ids.setdefault(theme, []).append(pid)
-    return ids
+    labelled_store(workspace, rows, {row["id"]: {"primary": row["id"].rsplit("-", 1)[0]} for row in rows})
 
 
 def test_train_refuses_too_few_labels_and_names_the_classes(db_url: str, workspace: Any) -> None:
@@ -170,7 +98,7 @@ def test_train_from_the_store_prints_cv_and_activates_only_on_yes(db_url: str, w
 
 
 def test_train_from_a_file_with_embeddings_and_yes(tmp_path: Path, workspace: Any) -> None:
-    f = _jsonl(tmp_path / "labels.jsonl", {"pay_tips": 10, "app_issue": 11, "safety": 10})
+    f = write_labelled(tmp_path / "labels.jsonl", {"pay_tips": 10, "app_issue": 11, "safety": 10})
     result = invoke(workspace.home, "train", "--from", str(f), "--yes", "--json")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.splitlines()[0])
@@ -197,7 +125,7 @@ def test_a_file_with_an_unknown_category_fails_naming_the_line(tmp_path: Path, w
 
 
 def _trained(tmp_path: Path, features: str) -> Path:
-    examples = examples_from_file(_jsonl(tmp_path / "l.jsonl", {"pay_tips": 10, "app_issue": 10, "safety": 10}))
+    examples = examples_from_file(write_labelled(tmp_path / "l.jsonl", {"pay_tips": 10, "app_issue": 10, "safety": 10}))
     result = train(examples, version=1, features=features, data_source="test")
     result.model.save(tmp_path / "m")
     return tmp_path / "m"
@@ -264,7 +192,7 @@ def test_enrichment_in_rules_mode_skips_a_model_that_needs_the_encoder(tmp_path:
 
 
 def test_imports_use_the_active_model(db_url: str, workspace: Any, tmp_path: Path) -> None:
-    f = _jsonl(tmp_path / "labels.jsonl", {"pay_tips": 10, "app_issue": 10, "safety": 10})
+    f = write_labelled(tmp_path / "labels.jsonl", {"pay_tips": 10, "app_issue": 10, "safety": 10})
     assert invoke(workspace.home, "train", "--from", str(f), "--features", "tfidf", "--yes").exit_code == 0
     workspace.import_rows(
         [

@@ -21,6 +21,8 @@ from openear.models import RunStats
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from openear.store import Store
+
 app = typer.Typer(
     name="openear",
     help="Hear what drivers say in public, without watching them.",
@@ -59,6 +61,38 @@ def _errors() -> Iterator[None]:
         yield
     except OpenearError as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+
+
+class _Workspace:
+    """A command's settings, and its store: opened where the command first asks for it (so that its checks keep
+    their order), closed when the command's block ends, however it ends."""
+
+    def __init__(self, settings: settings_mod.Settings) -> None:
+        self.settings = settings
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from openear.store import open_store
+
+            self._store = open_store(self.settings.database_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+@contextmanager
+def _workspace(ctx: typer.Context, home: Path | None) -> Iterator[_Workspace]:
+    """The workspace of ``--home`` inside :func:`_errors` (an :class:`OpenearError` prints one line, exit 2)."""
+    with _errors():
+        ws = _Workspace(settings_mod.load(_home(ctx, home)))
+        try:
+            yield ws
+        finally:
+            ws.close()
 
 
 def _progress() -> Progress:
@@ -162,18 +196,15 @@ def import_(
 ) -> None:
     """Import posts from a file through the guard into the store. Importing the same file twice changes nothing."""
     from openear.pipeline import import_file
-    from openear.store import open_store
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
-        spec = _file_spec(settings, source, visibility, fmt, kind, country, lang)
-        store = open_store(settings.database_url)
+    with _workspace(ctx, home) as ws:
+        spec = _file_spec(ws.settings, source, visibility, fmt, kind, country, lang)
+        store = ws.store
         total = _count_lines(file) if file.is_file() else None
         with _progress() as bar:
             task = bar.add_task(f"import {file.name}", total=total)
-            _, stats = import_file(settings, store, file, fmt, spec, progress=lambda n: bar.advance(task, n),
+            _, stats = import_file(ws.settings, store, file, fmt, spec, progress=lambda n: bar.advance(task, n),
                                    mode=_mode(mode))
-        store.close()
     for line in stats.errors:
         err.print(line, highlight=False, markup=False, soft_wrap=True)
     if as_json:
@@ -255,18 +286,17 @@ def backfill(
     """Import a large file in batches, each committed with a checkpoint: a re-run resumes after the last one."""
     from openear.backfill import backfill as run_backfill
     from openear.distributed import BatchPipeline, make_engine
-    from openear.store import open_store
     from openear.triage.feed import feeder
 
     if batch_size < 1:
         _fail("--batch-size: must be at least 1")
     _mode(mode)
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
+    with _workspace(ctx, home) as ws:
+        settings = ws.settings
         spec = _file_spec(settings, source, visibility, fmt, kind, country, lang)
         if not file.is_file():
             _fail(f"{file}: no such file")
-        store = open_store(settings.database_url)
+        store = ws.store
         eng = make_engine(settings, engine, address=address, workers=workers, mode=mode, store=store)
         try:
             with _progress() as bar:
@@ -276,7 +306,6 @@ def backfill(
                                       restart=restart, progress=lambda n: bar.advance(task, n))
         finally:
             eng.close()
-            store.close()
     stats = result.stats
     for line in stats.errors:
         err.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -318,7 +347,6 @@ def report(
 ) -> None:
     """Write a report for a period: volume, categories, sentiment, clusters, media and the guard's counts."""
     from openear import audit, reports
-    from openear.store import open_store
     from openear.store.queries import Period
 
     fmt = {"md": "markdown"}.get(fmt, fmt)
@@ -327,20 +355,17 @@ def report(
     if scheduled is not None:
         _scheduled_reports(ctx, home, scheduled)
         return
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
+    with _workspace(ctx, home) as ws:
         try:
             period = Period.parse_since(since)
             if until:  # a date in the future is fine: the period simply ends there
                 period = Period(period.since, _instant(until))
         except ValueError as exc:
             _fail(f"--since/--until: {exc}")
-        store = open_store(settings.database_url)
-        with store.connect() as conn:
-            rep = reports.build_report(conn, period, settings_like=settings)
-        with store.begin() as conn:
+        with ws.store.connect() as conn:
+            rep = reports.build_report(conn, period, settings_like=ws.settings)
+        with ws.store.begin() as conn:
             audit.record(conn, "cli", "report", target=str(output or "stdout"), detail=f"{fmt} since {since}")
-        store.close()
         if output is None and fmt == "pdf":
             sys.stdout.buffer.write(reports.render_pdf(rep))
         elif output is None:
@@ -352,15 +377,11 @@ def report(
 
 def _scheduled_reports(ctx: typer.Context, home: Path | None, kind: str) -> None:
     from openear import scheduler, triage
-    from openear.store import open_store
 
     if kind not in scheduler.KINDS:
         _fail(f"--scheduled: must be daily or weekly, not {kind!r}")
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
-        store = open_store(settings.database_url)
-        done = scheduler.run_scheduled(store, settings, triage.load_triage(settings), kind=kind)
-        store.close()
+    with _workspace(ctx, home) as ws:
+        done = scheduler.run_scheduled(ws.store, ws.settings, triage.load_triage(ws.settings), kind=kind)
     for item in done:
         console.print(f"{item.kind} report for [bold]{item.audience}[/]: {', '.join(map(str, item.paths.values()))}")
     if not done:
@@ -428,21 +449,18 @@ def purge(
     from datetime import UTC, datetime, timedelta
 
     from openear import audit
-    from openear.store import open_store
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
-        store = open_store(settings.database_url)
+    with _workspace(ctx, home) as ws:
+        store = ws.store
         from openear.web.overrides import effective  # retention set on the admin Settings page wins
 
         with store.connect() as conn:
-            settings = effective(settings, conn)
+            settings = effective(ws.settings, conn)
         before = datetime.now(UTC) - timedelta(days=settings.retention_days)
         done = store.purge(before, dry_run=dry_run)
         if not dry_run:
             with store.begin() as conn:
                 audit.record(conn, "cli", "purge", target=f"before {before:%Y-%m-%d}", detail=json.dumps(done))
-        store.close()
     verb = "Would delete" if dry_run else "Deleted"
     console.print(f"{verb} {done['posts']} posts created before {before:%Y-%m-%d} "
                   f"(retention {settings.retention_days} days).")
@@ -460,17 +478,13 @@ def search(
     from openear import audit
     from openear.query import parse
     from openear.query import search as run_search
-    from openear.store import open_store
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
+    with _workspace(ctx, home) as ws:
         parsed = parse(query)
-        store = open_store(settings.database_url)
-        with store.connect() as conn:
+        with ws.store.connect() as conn:
             rows = run_search(conn, parsed, limit=limit)
-        with store.begin() as conn:
+        with ws.store.begin() as conn:
             audit.record(conn, "cli", "search", target=query, detail=f"{len(rows)} posts")
-        store.close()
     if as_json:
         keys = ("source", "external_id", "kind", "created_at", "lang", "country", "category", "sentiment", "title",
                 "text", "url")
@@ -524,15 +538,14 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
     import threading
 
     from openear.collector import Collector, SourceResult, live_sources
-    from openear.store import open_store
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
+    with _workspace(ctx, home) as ws:
+        settings = ws.settings
         specs = live_sources(settings, names)
         if not specs and not schedule:
             _fail(f"no live sources declared in {settings.config_path} (add [[sources]] with a connector: "
                   "reddit, mastodon, bluesky, x or rss)")
-        store = open_store(settings.database_url)
+        store = ws.store
         factory = eng = None
         if engine != "local" or address:  # guard and enrichers on Ray workers, shared by every source (issue 7)
             from openear.distributed import make_engine, pipeline_factory
@@ -582,7 +595,6 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
                     signal.signal(sig, handler)
                 if eng is not None:
                     eng.close()
-        store.close()
     if as_json:
         print(json.dumps({name: {**r.stats.as_dict(), "deleted": r.deleted, "skipped": r.skipped,
                                  "state": r.state, "error": r.error} for name, r in totals.items()}))
@@ -608,13 +620,6 @@ audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
-
-
-def _open(ctx: typer.Context, home: Path | None):  # -> Store
-    from openear.store import open_store
-
-    settings = settings_mod.load(_home(ctx, home))
-    return open_store(settings.database_url)
 
 
 @users_app.command("add")
@@ -643,9 +648,9 @@ def users_add(
         generated = False
     else:
         password, generated = auth.generate_password(), True
-    with _errors():
-        known = membership.known_teams(settings_mod.load(_home(ctx, home))) if teams else []
-        store = _open(ctx, home)
+    with _workspace(ctx, home) as ws:
+        known = membership.known_teams(ws.settings) if teams else []
+        store = ws.store
         try:
             with audit.transaction(store) as conn:
                 auth.create_user(conn, name, password, role)
@@ -659,8 +664,6 @@ def users_add(
             if "UNIQUE" in str(exc).upper() or "duplicate" in str(exc).lower():
                 _fail(f"user {name!r} exists")
             raise
-        finally:
-            store.close()
     console.print(f"User [bold]{name.strip()}[/] added with role [bold]{role}[/].", highlight=False)
     if teams:
         console.print(f"Teams: {', '.join(sorted(set(teams)))}", highlight=False)
@@ -681,16 +684,13 @@ def users_list(ctx: typer.Context, home: HomeOption = None) -> None:
     from openear.store.schema import users
     from openear.web.membership import teams_by_user
 
-    with _errors():
-        store = _open(ctx, home)
-        with store.connect() as conn:
-            rows = conn.execute(
-                select(users.c.id, users.c.username, users.c.role, users.c.disabled, users.c.created_at).order_by(
-                    users.c.username
-                )
-            ).all()
-            teams = teams_by_user(conn)
-        store.close()
+    with _workspace(ctx, home) as ws, ws.store.connect() as conn:
+        rows = conn.execute(
+            select(users.c.id, users.c.username, users.c.role, users.c.disabled, users.c.created_at).order_by(
+                users.c.username
+            )
+        ).all()
+        teams = teams_by_user(conn)
     table = Table(title="Users", title_justify="left")
     for col in ("user", "role", "status", "created (UTC)", "teams"):
         table.add_column(col, no_wrap=True)
@@ -720,9 +720,8 @@ def users_teams(
     from openear.store.schema import users
     from openear.web import membership
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
-        store = _open(ctx, home)
+    with _workspace(ctx, home) as ws:
+        store = ws.store
         try:
             if set_ is None:
                 with store.connect() as conn:
@@ -732,15 +731,13 @@ def users_teams(
                     _fail(f"no user {name!r}")
                 console.print(f"{name.strip()}: {', '.join(now or []) or '(no team)'}", highlight=False)
                 return
-            known = membership.known_teams(settings)
+            known = membership.known_teams(ws.settings)
             with audit.transaction(store) as conn:
                 before, after = membership.set_user_teams(conn, name, membership.parse_teams(set_), known)
                 if before != after:
                     audit.record(conn, "cli", "user.teams", f"user:{name.strip()}", {"from": before, "to": after})
         except ValueError as exc:
             _fail(str(exc))
-        finally:
-            store.close()
     console.print(f"{name.strip()}: {', '.join(after) or '(no team)'}", highlight=False)
 
 
@@ -755,13 +752,10 @@ def users_disable(
     from openear import audit
     from openear.web import auth
 
-    with _errors():
-        store = _open(ctx, home)
-        with audit.transaction(store) as conn:
-            found = auth.set_disabled(conn, name, not enable)
-            if found:
-                audit.record(conn, "cli", "user.enable" if enable else "user.disable", f"user:{name}")
-        store.close()
+    with _workspace(ctx, home) as ws, audit.transaction(ws.store) as conn:
+        found = auth.set_disabled(conn, name, not enable)
+        if found:
+            audit.record(conn, "cli", "user.enable" if enable else "user.disable", f"user:{name}")
     if not found:
         _fail(f"no user {name!r}")
     console.print(f"User [bold]{name}[/] {'enabled' if enable else 'disabled'}.", highlight=False)
@@ -778,16 +772,14 @@ def tokens_create(
     from openear import audit
     from openear.web import tokens
 
-    with _errors():
-        store = _open(ctx, home)
+    with _workspace(ctx, home) as ws:
+        store = ws.store
         try:
             with audit.transaction(store) as conn:
                 token_id, token = tokens.create_token(conn, user, name)
                 audit.record(conn, "cli", "token.create", f"token:{token_id}", {"user": user, "name": name})
         except ValueError as exc:
             _fail(str(exc))
-        finally:
-            store.close()
     err.print(f"Token {token_id} for {user} (shown only now; send it as 'Authorization: Bearer <token>'):",
               highlight=False, markup=False)
     print(token)
@@ -803,13 +795,10 @@ def tokens_revoke(
     from openear import audit
     from openear.web import tokens
 
-    with _errors():
-        store = _open(ctx, home)
-        with audit.transaction(store) as conn:
-            done = tokens.revoke_token(conn, token_id)
-            if done:
-                audit.record(conn, "cli", "token.revoke", f"token:{token_id}")
-        store.close()
+    with _workspace(ctx, home) as ws, audit.transaction(ws.store) as conn:
+        done = tokens.revoke_token(conn, token_id)
+        if done:
+            audit.record(conn, "cli", "token.revoke", f"token:{token_id}")
     if not done:
         _fail(f"no live token {token_id}")
     console.print(f"Token {token_id} revoked.")
@@ -823,12 +812,9 @@ def audit_verify(ctx: typer.Context, home: HomeOption = None) -> None:
     from openear import audit
     from openear.store.schema import audit_log
 
-    with _errors():
-        store = _open(ctx, home)
-        with store.connect() as conn:
-            ok = audit.verify(conn)
-            n = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
-        store.close()
+    with _workspace(ctx, home) as ws, ws.store.connect() as conn:
+        ok = audit.verify(conn)
+        n = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
     if not ok:
         err.print(f"[bold red]audit log: chain broken[/] ({n} entries): entries were changed, removed or reordered")
         raise typer.Exit(1)
@@ -844,14 +830,10 @@ def backup_cmd(
     """Back up the database: SQLite's online backup API, or pg_dump for PostgreSQL (the pseudonym key is not in it)."""
     from openear import audit
     from openear.backup import backup
-    from openear.store import open_store
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
-        done = backup(settings.database_url, file)
-        store = open_store(settings.database_url)
-        audit.log(store, "cli", "backup", target=str(done.path), detail=json.dumps({"posts": done.posts}))
-        store.close()
+    with _workspace(ctx, home) as ws:
+        done = backup(ws.settings.database_url, file)
+        audit.log(ws.store, "cli", "backup", target=str(done.path), detail=json.dumps({"posts": done.posts}))
     console.print(f"Backed up {done.posts} posts to {done.path} ({done.kind}, {done.bytes:,} bytes). "
                   "The pseudonym key is not in the backup: keep a copy of it elsewhere.")
 
@@ -866,14 +848,10 @@ def restore_cmd(
     """Restore a backup into this workspace's database (a fresh instance, unless --force)."""
     from openear import audit
     from openear.backup import restore
-    from openear.store import open_store
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
-        n = restore(settings.database_url, file, force=force)
-        store = open_store(settings.database_url)
-        audit.log(store, "cli", "restore", target=str(file), detail=json.dumps({"posts": n, "force": force}))
-        store.close()
+    with _workspace(ctx, home) as ws:
+        n = restore(ws.settings.database_url, file, force=force)
+        audit.log(ws.store, "cli", "restore", target=str(file), detail=json.dumps({"posts": n, "force": force}))
     console.print(f"Restored {n} posts from {file}.")
 
 
@@ -927,60 +905,56 @@ def train_(
     """Fit a category model from >= 10 labelled examples per class; show cross-validated figures; activate on yes."""
     from openear import train as tr
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
-        store = _open(ctx, home)
-        try:
-            if list_:
-                with store.connect() as conn:
-                    rows = tr.list_models(conn)
-                _print_models(rows, as_json)
-                return
-            if activate_ is not None or deactivate:
-                version = None if deactivate else tr.parse_version(activate_ or "")
-                tr.activate(store, version, "cli")
-                console.print(f"Model v{version} is active; run 'openear reenrich --since ...' to relabel stored posts."
-                              if version is not None else "No trained model is active: the taxonomy rules alone.")
-                return
-            from openear.enrich.classify import Classifier
-
-            classifier = Classifier.load(settings.taxonomy_path if settings.taxonomy_path.exists() else None)
-            known = set(classifier.topical)
-            if from_file is not None:
-                examples, source = tr.examples_from_file(from_file, known), str(from_file)
-            else:
-                with store.connect() as conn:
-                    examples, source = tr.examples_from_store(conn, known), "store"
+    with _workspace(ctx, home) as ws:
+        settings, store = ws.settings, ws.store
+        if list_:
             with store.connect() as conn:
-                version = tr.next_version(conn)
-            try:
-                result = tr.train(examples, version=version, features=features, data_source=source,
-                                  classifier=classifier)
-            except tr.TooFewExamples as exc:
-                _fail(f"train: {exc}")
-            if as_json:
-                print(json.dumps(tr.describe(result)))
-            else:
-                console.print(tr.metrics_table(result))
-                console.print(tr.confusion_table(result))
-                console.print(f"{result.examples} examples, {len(result.classes)} classes, features "
-                              f"{result.model.features}, {result.seconds:.1f} s.", highlight=False)
-            if dry_run:
-                console.print("Dry run: nothing saved.")
-                return
-            version = tr.save(store, settings.home, result, "cli")
-            try:
-                confirmed = yes or typer.confirm(f"Activate model v{version}?", default=False, err=True)
-            except typer.Abort:
-                confirmed = False
-            if confirmed:
-                tr.activate(store, version, "cli")
-                console.print(f"Model v{version} saved and active (labels by trained@v{version}); run "
-                              "'openear reenrich --since ...' to relabel stored posts.")
-            else:
-                console.print(f"Model v{version} saved, not active ('openear train --activate {version}' later).")
-        finally:
-            store.close()
+                rows = tr.list_models(conn)
+            _print_models(rows, as_json)
+            return
+        if activate_ is not None or deactivate:
+            version = None if deactivate else tr.parse_version(activate_ or "")
+            tr.activate(store, version, "cli")
+            console.print(f"Model v{version} is active; run 'openear reenrich --since ...' to relabel stored posts."
+                          if version is not None else "No trained model is active: the taxonomy rules alone.")
+            return
+        from openear.enrich.classify import Classifier
+
+        classifier = Classifier.load(settings.taxonomy_path if settings.taxonomy_path.exists() else None)
+        known = set(classifier.topical)
+        if from_file is not None:
+            examples, source = tr.examples_from_file(from_file, known), str(from_file)
+        else:
+            with store.connect() as conn:
+                examples, source = tr.examples_from_store(conn, known), "store"
+        with store.connect() as conn:
+            version = tr.next_version(conn)
+        try:
+            result = tr.train(examples, version=version, features=features, data_source=source,
+                              classifier=classifier)
+        except tr.TooFewExamples as exc:
+            _fail(f"train: {exc}")
+        if as_json:
+            print(json.dumps(tr.describe(result)))
+        else:
+            console.print(tr.metrics_table(result))
+            console.print(tr.confusion_table(result))
+            console.print(f"{result.examples} examples, {len(result.classes)} classes, features "
+                          f"{result.model.features}, {result.seconds:.1f} s.", highlight=False)
+        if dry_run:
+            console.print("Dry run: nothing saved.")
+            return
+        version = tr.save(store, settings.home, result, "cli")
+        try:
+            confirmed = yes or typer.confirm(f"Activate model v{version}?", default=False, err=True)
+        except typer.Abort:
+            confirmed = False
+        if confirmed:
+            tr.activate(store, version, "cli")
+            console.print(f"Model v{version} saved and active (labels by trained@v{version}); run "
+                          "'openear reenrich --since ...' to relabel stored posts.")
+        else:
+            console.print(f"Model v{version} saved, not active ('openear train --activate {version}' later).")
 
 
 def _print_models(rows: list[dict], as_json: bool) -> None:
@@ -1006,7 +980,7 @@ def reenrich(
     since: Annotated[str, typer.Option("--since", help="Posts created from: 30d, 12h or a date (YYYY-MM-DD).")],
     until: Annotated[str | None, typer.Option("--until", help="Up to this date (exclusive); default now.")] = None,
     mode: Annotated[str | None, typer.Option("--mode", help=MODE_HELP)] = None,
-    only: Annotated[str, typer.Option("--only", help="categories, sentiment or all.")] = "all",
+    only: Annotated[str, typer.Option("--only", help="language, categories, sentiment or all.")] = "all",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Posts per committed batch.", min=1)] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     home: HomeOption = None,
@@ -1028,20 +1002,16 @@ def reenrich(
             raise ValueError("--until must be after --since")
     except ValueError as exc:
         _fail(f"--since/--until: {exc}")
-    with _errors():
-        settings = settings_mod.load(_home(ctx, home))
-        store = _open(ctx, home)
-        try:
-            with _progress() as bar:
-                task = bar.add_task("reenrich", total=None)
-                result = run_reenrich(store, settings, since=start, until=end, since_spec=since,
-                                      until_spec=until, mode=mode or settings.sentiment_mode, only=only,
-                                      batch_size=batch_size,
-                                      on_total=lambda n: bar.update(task, total=n),
-                                      progress=lambda n: bar.advance(task, n))
-            audit.log(store, "cli", "reenrich", target=f"since {since}", detail=result.as_dict())
-        finally:
-            store.close()
+    with _workspace(ctx, home) as ws:
+        settings, store = ws.settings, ws.store
+        with _progress() as bar:
+            task = bar.add_task("reenrich", total=None)
+            result = run_reenrich(store, settings, since=start, until=end, since_spec=since,
+                                  until_spec=until, mode=mode or settings.sentiment_mode, only=only,
+                                  batch_size=batch_size,
+                                  on_total=lambda n: bar.update(task, total=n),
+                                  progress=lambda n: bar.advance(task, n))
+        audit.log(store, "cli", "reenrich", target=f"since {since}", detail=result.as_dict())
     if as_json:
         print(json.dumps(result.as_dict()))
         return
@@ -1071,17 +1041,14 @@ def topics_(
     from openear import audit
     from openear.topics import emerging_topics, parse_day, topics_for_day
 
-    with _errors():
-        store = _open(ctx, home)
+    with _workspace(ctx, home) as ws:
+        store = ws.store
         try:
-            try:
-                found = emerging_topics(store, day, window_days=window)
-            except ValueError as exc:
-                _fail(str(exc))
-            shown = topics_for_day(store, parse_day(day))
-            audit.log(store, "cli", "topics.view", target=parse_day(day).isoformat(), detail=f"{len(found)} topics")
-        finally:
-            store.close()
+            found = emerging_topics(store, day, window_days=window)
+        except ValueError as exc:
+            _fail(str(exc))
+        shown = topics_for_day(store, parse_day(day))
+        audit.log(store, "cli", "topics.view", target=parse_day(day).isoformat(), detail=f"{len(found)} topics")
     if as_json:
         print(json.dumps(shown, ensure_ascii=False))
         return
@@ -1110,16 +1077,10 @@ ActorOption = Annotated[str, typer.Option("--as", help="Who is acting (recorded 
 @contextmanager
 def _triage_store(ctx: typer.Context) -> Iterator[tuple[object, object, object]]:
     from openear import triage
-    from openear.store import open_store
 
-    with _errors():
-        settings = settings_mod.load(_home(ctx, None))
-        cfg = triage.load_triage(settings)
-        store = open_store(settings.database_url)
-        try:
-            yield settings, cfg, store
-        finally:
-            store.close()
+    with _workspace(ctx, None) as ws:
+        cfg = triage.load_triage(ws.settings)
+        yield ws.settings, cfg, ws.store
 
 
 def _jsonable(value: object) -> object:

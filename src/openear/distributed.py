@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,23 +37,22 @@ from typing import Any
 import numpy as np
 from datasketch import MinHash
 
-from openear.connectors.base import Deleted
 from openear.enrich import Enrichment
 from openear.enrich.dedupe import SCHEME, Deduper
 from openear.enrich.sentiment import DEFAULT_MODE
-from openear.errors import ConfigError, InvalidField, OpenearError
+from openear.errors import ConfigError, OpenearError
 from openear.guard import Guard, load_key
-from openear.models import (
-    CursorMark,
-    EnrichedPost,
-    InvalidItem,
-    Label,
-    Post,
-    RawItem,
-    Rejection,
-    RunStats,
+from openear.models import EnrichedPost, Label, Post, Rejection, RunStats
+from openear.pipeline import (
+    DEDUPE_WINDOW,
+    DEFAULT_BATCH,
+    Normaliser,
+    Progress,
+    Stream,
+    batches,
+    count_rejection,
+    store_batch,
 )
-from openear.pipeline import DEDUPE_WINDOW, DEFAULT_BATCH, Normaliser, Progress
 from openear.settings import Settings, SourceSpec
 from openear.store import Store
 
@@ -421,12 +420,24 @@ def make_engine(
 
 @dataclass
 class _Batch:
+    """A batch of :meth:`BatchPipeline.run` (see :func:`openear.pipeline.batches`): posts for a worker."""
+
     posts: list[Post] = field(default_factory=list)
     deletions: dict[str, None] = field(default_factory=dict)
     cancelled: set[int] = field(default_factory=set)  # positions of posts a later deletion in the batch undid
     read: int = 0
     cursor: tuple[str, str] | None = None
     sent: _Pending | None = None
+
+    def __len__(self) -> int:
+        return len(self.posts) - len(self.cancelled) + len(self.deletions)
+
+    def add(self, post: Post) -> None:
+        self.posts.append(post)
+
+    def delete(self, external_id: str) -> None:
+        self.deletions[external_id] = None
+        self.cancelled.update(i for i, p in enumerate(self.posts) if p.external_id == external_id)
 
 
 class BatchPipeline:
@@ -454,7 +465,7 @@ class BatchPipeline:
     def run(
         self,
         spec: SourceSpec,
-        items: Iterable[RawItem | InvalidItem | CursorMark | Deleted],
+        items: Stream,
         normalise: Normaliser,
         *,
         kind: str = "import",
@@ -470,8 +481,6 @@ class BatchPipeline:
         run_id = self.store.start_run(kind, spec.name)
         stats = RunStats()
         window: deque[_Batch] = deque()
-        batch = _Batch()
-        mark: tuple[str, str] | None = None
         status = "failed"
 
         def send(b: _Batch, *, final: bool = False) -> None:
@@ -488,32 +497,9 @@ class BatchPipeline:
                 self._write(run_id, spec, window.popleft(), stats, progress, on_deleted)
 
         try:
-            for item in items:
-                if isinstance(item, CursorMark):
-                    mark = (cursor or spec.name, item.value)
-                    continue
-                if len(batch.posts) - len(batch.cancelled) + len(batch.deletions) >= self.batch_size:
-                    batch.cursor = mark  # lazily, when the next item shows up, so a mark that closes it goes too
-                    send(batch)
-                    batch = _Batch()
-                if isinstance(item, Deleted):
-                    batch.deletions[item.external_id] = None
-                    batch.cancelled.update(i for i, p in enumerate(batch.posts) if p.external_id == item.external_id)
-                    continue
-                stats.read += 1
-                batch.read += 1
-                if isinstance(item, RawItem):
-                    try:
-                        post = normalise(item)
-                    except InvalidField as exc:
-                        item = InvalidItem(item.origin, item.line, exc.field, exc.problem)
-                if isinstance(item, InvalidItem):
-                    stats.invalid += 1
-                    stats.errors.append(str(item))
-                else:
-                    batch.posts.append(post)
-            batch.cursor = mark
-            send(batch, final=True)
+            for batch, mark, final in batches(items, normalise, stats, self.batch_size, _Batch, cursor or spec.name):
+                batch.cursor = mark
+                send(batch, final=final)
             while window:
                 self._write(run_id, spec, window.popleft(), stats, progress, on_deleted)
             status = "partial" if stats.invalid else "ok"
@@ -538,11 +524,7 @@ class BatchPipeline:
         for i, o in enumerate(outcomes):
             if isinstance(o, Rejection):
                 rejections.append(o)
-                if o.action == "withheld":
-                    stats.withheld += 1
-                    stats.withheld_by_reason[o.reason] = stats.withheld_by_reason.get(o.reason, 0) + 1
-                else:
-                    stats.rejected[o.reason] = stats.rejected.get(o.reason, 0) + 1
+                count_rejection(stats, o)
                 continue
             post = self.engine.guard.receive(o.fields, o.mac)
             if post.scrubbed:
@@ -554,12 +536,7 @@ class BatchPipeline:
                 EnrichedPost(post, o.labels, o.lang, o.sentiment, o.category, o.content_hash, cluster, minhash)
             )
         if enriched or rejections or b.deletions or b.cursor:
-            kw: dict[str, Any] = {"deletions": (spec.name, list(b.deletions))} if b.deletions else {}
-            result = self.store.write_batch(run_id, enriched, rejections=rejections, cursor=b.cursor, **kw)
-            stats.stored += result.stored
-            stats.unchanged += result.unchanged
-            if on_deleted and getattr(result, "deleted", 0):
-                on_deleted(result.deleted)
+            store_batch(self.store, run_id, spec.name, enriched, rejections, b.cursor, b.deletions, stats, on_deleted)
         if progress and b.read:
             progress(b.read)
 

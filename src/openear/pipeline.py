@@ -8,16 +8,18 @@ once and applies each deletion exactly when the cursor that covers it is saved.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from openear.connectors.base import Deleted
 from openear.enrich import Enrichment
 from openear.errors import InvalidField
 from openear.guard import Guard, load_key
-from openear.models import CursorMark, GuardedPost, InvalidItem, Post, RawItem, Rejection, RunStats
+from openear.models import CursorMark, EnrichedPost, GuardedPost, InvalidItem, Post, RawItem, Rejection, RunStats
 from openear.settings import Settings, SourceSpec
 from openear.store import Store
 
@@ -27,6 +29,119 @@ DEDUPE_WINDOW = timedelta(days=30)
 Normaliser = Callable[[RawItem], Post]
 Progress = Callable[[int], None]  # called with the number of items just processed
 Stream = Iterable[RawItem | InvalidItem | CursorMark | Deleted]
+
+
+def normalised(item: RawItem | InvalidItem, normalise: Normaliser) -> Post | InvalidItem:
+    """``item``'s post, or the item as invalid (as read, or when ``normalise`` rejects one of its fields)."""
+    if isinstance(item, InvalidItem):
+        return item
+    try:
+        return normalise(item)
+    except InvalidField as exc:
+        return InvalidItem(item.origin, item.line, exc.field, exc.problem)
+
+
+class Batch(Protocol):
+    """What :func:`batches` fills; its ``len`` is what counts towards the batch size."""
+
+    read: int  # items read into it (valid or not)
+
+    def __len__(self) -> int: ...
+
+    def add(self, post: Post) -> None: ...
+
+    def delete(self, external_id: str) -> None:
+        """The stream deleted this item: delete it, and cancel any version of it added earlier in the batch."""
+
+
+B = TypeVar("B", bound=Batch)
+
+
+def batches(
+    items: Stream, normalise: Normaliser, stats: RunStats, size: int, new: Callable[[], B], cursor: str
+) -> Iterator[tuple[B, tuple[str, str] | None, bool]]:
+    """A run's stream in batches of ``size``: ``(batch, (cursor, the latest mark so far), final)``; counts
+    reads and invalid items in ``stats``.
+
+    A full batch is yielded lazily, when the next item shows up, so a mark that closes it goes with it; the last
+    one (maybe empty) is yielded with ``final`` true. Shared by :class:`Pipeline` and
+    :class:`openear.distributed.BatchPipeline`, so both make the same batches.
+    """
+    batch: B = new()
+    mark: tuple[str, str] | None = None
+    for item in items:
+        if isinstance(item, CursorMark):
+            mark = (cursor, item.value)
+            continue
+        if len(batch) >= size:
+            yield batch, mark, False
+            batch = new()
+        if isinstance(item, Deleted):
+            batch.delete(item.external_id)
+            continue
+        stats.read += 1
+        batch.read += 1
+        post = normalised(item, normalise)
+        if isinstance(post, InvalidItem):
+            stats.invalid += 1
+            stats.errors.append(str(post))
+        else:
+            batch.add(post)
+    yield batch, mark, True
+
+
+def count_rejection(stats: RunStats, r: Rejection) -> None:
+    """Count one of the guard's rejections (withheld or rejected, by reason) in ``stats``."""
+    if r.action == "withheld":
+        stats.withheld += 1
+        stats.withheld_by_reason[r.reason] = stats.withheld_by_reason.get(r.reason, 0) + 1
+    else:
+        stats.rejected[r.reason] = stats.rejected.get(r.reason, 0) + 1
+
+
+def store_batch(store: Store, run_id: int, source: str, enriched: list[EnrichedPost], rejections: list[Rejection],
+                cursor: tuple[str, str] | None, deletions: dict[str, None], stats: RunStats,
+                on_deleted: Callable[[int], None] | None) -> None:
+    """Write one batch (``deletions``: external ids of ``source``) in one transaction; count what it stored, left
+    unchanged and deleted."""
+    gone = (source, list(deletions)) if deletions else None
+    result = store.write_batch(run_id, enriched, rejections=rejections, cursor=cursor, deletions=gone)
+    stats.stored += result.stored
+    stats.unchanged += result.unchanged
+    if on_deleted and result.deleted:
+        on_deleted(result.deleted)
+
+
+@dataclass
+class _Guarded:
+    """A batch of :meth:`Pipeline.run`, guarded as it fills."""
+
+    guard: Guard
+    visibility: str
+    stats: RunStats
+    pending: dict[str, GuardedPost] = field(default_factory=dict)  # by external id, in order: a later version wins
+    rejections: list[Rejection] = field(default_factory=list)
+    deletions: dict[str, None] = field(default_factory=dict)  # external ids, in order
+    read: int = 0
+
+    def __len__(self) -> int:
+        return len(self.pending) + len(self.rejections) + len(self.deletions)
+
+    def delete(self, external_id: str) -> None:
+        self.deletions[external_id] = None
+        self.pending.pop(external_id, None)
+
+    def add(self, post: Post) -> None:
+        verdict = self.guard.check(post, self.visibility)
+        if verdict.rejection is not None:
+            self.rejections.append(verdict.rejection)
+            count_rejection(self.stats, verdict.rejection)
+            return
+        if self.pending.pop(verdict.post.external_id, None) is not None:
+            self.stats.unchanged += 1  # an earlier version in this batch, superseded: never written
+        self.pending[verdict.post.external_id] = verdict.post
+        if verdict.scrubbed:
+            self.stats.scrubbed += 1
 
 
 @dataclass
@@ -74,84 +189,23 @@ class Pipeline:
         )
         run_id = self.store.start_run(kind, spec.name)
         stats = RunStats()
-        pending: dict[str, GuardedPost] = {}  # by external id, in order: a later version of a post replaces it
-        rejections: list[Rejection] = []
-        deletions: dict[str, None] = {}  # external ids, in order
         status = "failed"
-        reported = 0
-        mark: tuple[str, str] | None = None
         try:
-            for item in items:
-                if isinstance(item, CursorMark):
-                    mark = (spec.name, item.value)
-                    continue
-                if len(pending) + len(rejections) + len(deletions) >= self.batch_size:
-                    # Flush lazily, when the next item shows up, so a mark that closes this batch goes with it.
-                    self._flush(run_id, pending, rejections, stats, mark, (spec.name, deletions), on_deleted)
-                    pending, rejections, deletions = {}, [], {}
-                    if progress:
-                        progress(stats.read - reported)
-                        reported = stats.read
-                if isinstance(item, Deleted):
-                    deletions[item.external_id] = None
-                    pending.pop(item.external_id, None)
-                    continue
-                stats.read += 1
-                if isinstance(item, RawItem):
-                    try:
-                        post = normalise(item)
-                    except InvalidField as exc:
-                        item = InvalidItem(item.origin, item.line, exc.field, exc.problem)
-                if isinstance(item, InvalidItem):
-                    stats.invalid += 1
-                    stats.errors.append(str(item))
-                else:
-                    verdict = self.guard.check(post, spec.visibility)
-                    if verdict.rejection is not None:
-                        r = verdict.rejection
-                        rejections.append(r)
-                        if r.action == "withheld":
-                            stats.withheld += 1
-                            stats.withheld_by_reason[r.reason] = stats.withheld_by_reason.get(r.reason, 0) + 1
-                        else:
-                            stats.rejected[r.reason] = stats.rejected.get(r.reason, 0) + 1
-                    else:
-                        if pending.pop(verdict.post.external_id, None) is not None:
-                            stats.unchanged += 1  # an earlier version in this batch, superseded: never written
-                        pending[verdict.post.external_id] = verdict.post
-                        if verdict.scrubbed:
-                            stats.scrubbed += 1
-            self._flush(run_id, pending, rejections, stats, mark, (spec.name, deletions), on_deleted, final=True)
-            if progress:
-                progress(stats.read - reported)
+            new = partial(_Guarded, self.guard, spec.visibility, stats)
+            for batch, mark, final in batches(items, normalise, stats, self.batch_size, new, spec.name):
+                # the last batch, even empty, may still have a mark to save; progress hears of every batch
+                if batch.pending or batch.rejections or batch.deletions or (final and mark):
+                    enriched = self.enrichment.enrich(list(batch.pending.values()))
+                    store_batch(self.store, run_id, spec.name, enriched, batch.rejections, mark, batch.deletions,
+                                stats, on_deleted)
+                if progress:
+                    progress(batch.read)
             status = "partial" if stats.invalid else "ok"
         finally:
             self.store.finish_run(run_id, stats, status)
         if self.after_run is not None and stats.stored:
             self.after_run(stats)
         return run_id, stats
-
-    def _flush(
-        self,
-        run_id: int,
-        pending: dict[str, GuardedPost],
-        rejections: list[Rejection],
-        stats: RunStats,
-        cursor: tuple[str, str] | None,
-        deletions: tuple[str, dict[str, None]],
-        on_deleted: Callable[[int], None] | None,
-        *,
-        final: bool = False,
-    ) -> None:
-        if not pending and not rejections and not deletions[1] and not (final and cursor):
-            return
-        enriched = self.enrichment.enrich(list(pending.values()))
-        gone = (deletions[0], list(deletions[1])) if deletions[1] else None
-        result = self.store.write_batch(run_id, enriched, rejections=rejections, cursor=cursor, deletions=gone)
-        stats.stored += result.stored
-        stats.unchanged += result.unchanged
-        if on_deleted and result.deleted:
-            on_deleted(result.deleted)
 
 
 def import_file(

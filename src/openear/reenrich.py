@@ -1,9 +1,12 @@
 """``openear reenrich``: relabel stored posts with the current enrichers, batch by batch.
 
-For each post created in ``[since, until)`` the current enrichers (the taxonomy rules with the active trained model,
-the sentiment model of ``mode``) label it again; a post's machine labels of a name (``category``, ``subcategory``,
-``primary``, ``sentiment``) are replaced when their values or enrichers differ, and its ``category``/``sentiment``
-columns follow. Analyst overrides (labels by ``analyst@...``) are never touched, and the columns they set stay.
+For each post created in ``[since, until)`` the current enrichers (the language detector, the taxonomy rules with
+the active trained model, the sentiment model of ``mode``) label it again; a post's machine labels of a name
+(``lang``, ``category``, ``subcategory``, ``primary``, ``sentiment``) are replaced when their values or enrichers
+differ, and its ``lang``/``category``/``sentiment`` columns follow (the dashboard's rollups with them, by trigger).
+The language is detected again with the stored one as the hint, so a text too short to tell keeps it, and the
+other enrichers of the same run see the new language. Analyst overrides (labels by ``analyst@...``) are never
+touched, and the columns they set stay.
 
 Each batch commits on its own with the run's progress (``runs`` row of kind ``reenrich``, the last post id done):
 an interrupted run keeps what it did, and the same command again resumes after the last committed batch. A second
@@ -31,9 +34,10 @@ __all__ = ["ONLY", "ReenrichResult", "reenrich"]
 ONLY: dict[str, tuple[str, ...]] = {
     "categories": ("category", "subcategory", "primary"),
     "sentiment": ("sentiment",),
-    "all": ("category", "subcategory", "primary", "sentiment"),
+    "language": ("lang",),
+    "all": ("lang", "category", "subcategory", "primary", "sentiment"),
 }
-COLUMN = {"primary": "category", "sentiment": "sentiment"}  # label name -> the posts column it sets
+COLUMN = {"lang": "lang", "primary": "category", "sentiment": "sentiment"}  # label name -> the posts column it sets
 DEFAULT_BATCH = 200
 
 
@@ -65,6 +69,8 @@ class ReenrichResult:
 
 def _enrichers(enrichment: Enrichment, only: str) -> list[str]:
     names = []
+    if only in ("language", "all"):
+        names.append(enrichment.language.enricher)
     if only in ("categories", "all"):
         names.append(enrichment.classifier.enricher)
         if enrichment.classifier.trained is not None:
@@ -215,6 +221,11 @@ def _labels_for(enrichment: Enrichment, batch: list[Any], only: str) -> dict[int
     langs = [r.lang or "" for r in batch]
     out: dict[int, list[tuple[str, str, float, str]]] = {int(r.id): [] for r in batch}
     embeddings = None
+    if only in ("language", "all"):
+        detected = [enrichment.language.detect(text, hint=lang) for text, lang in zip(texts, langs, strict=True)]
+        langs = [lang for lang, _ in detected]
+        for r, (lang, score) in zip(batch, detected, strict=True):
+            out[int(r.id)].append(("lang", lang, score, enrichment.language.enricher))
     if only in ("sentiment", "all"):
         sentiments, embeddings = enrichment._sentiment(texts, langs)
         for r, (value, score) in zip(batch, sentiments, strict=True):

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from openear.errors import ConfigError
@@ -173,6 +173,9 @@ class Store:
         Scrubs are counted for posts stored (new or changed) only, and rejections once per item digest, so a
         re-delivered batch changes nothing. ``deletions`` (source, external ids the source deleted) are applied
         first, in the same transaction: a deletion and the cursor that covers it commit together or not at all.
+
+        A batch costs a fixed handful of statements, whatever its size: rows go to the driver as plain tuples
+        (:class:`_Raw`), and only the clusters whose posts changed are refreshed (docs/performance.md).
         """
         for item in batch:
             if not isinstance(item, EnrichedPost) or not isinstance(item.post, GuardedPost):
@@ -184,68 +187,16 @@ class Store:
         if superseded:
             batch = [i for n, i in enumerate(batch) if last[(i.post.source, i.post.external_id)] == n]
         now = utcnow()
-        stored = deleted = 0
-        unchanged = superseded
+        deleted = 0
         with self.begin() as conn:
             self._write_lock(conn)
             if deletions is not None:
                 deleted = self._delete(conn, deletions[0], deletions[1])
-            existing = self._existing(conn, batch)
-            cluster_ids = self._clusters_for(conn, batch, now)
-            new_rows: list[dict[str, Any]] = []
-            new_items: list[EnrichedPost] = []
-            stored_items: list[EnrichedPost] = []
-            left: set[int] = set()
-            for item in batch:
-                p = item.post
-                key = (p.source, p.external_id)
-                prior = existing.get(key)
-                if prior is not None and prior[1] == item.content_hash:
-                    unchanged += 1
-                    continue
-                row = _post_row(item, run_id, now, cluster_ids.get(item.cluster_key))
-                stored += 1
-                stored_items.append(item)
-                if prior is None:
-                    new_rows.append(row)
-                    new_items.append(item)
-                else:
-                    if prior[2] is not None:  # a re-delivery may move the post out of its cluster
-                        left.add(prior[2])
-                    del row["stored_at"]
-                    # An analyst's overrides outlive re-enrichment: keep their labels and the values they set.
-                    overrides = dict(conn.execute(
-                        select(labels.c.name, labels.c.value).where(
-                            labels.c.post_id == prior[0], labels.c.enricher.like("analyst@%")
-                        )
-                    ).all())
-                    if "primary" in overrides:
-                        row["category"] = overrides["primary"]
-                    if "sentiment" in overrides:
-                        row["sentiment"] = overrides["sentiment"]
-                    conn.execute(update(posts).where(posts.c.id == prior[0]).values(**row))
-                    conn.execute(labels.delete().where(
-                        labels.c.post_id == prior[0], labels.c.enricher.not_like("analyst@%")
-                    ))
-                    self._insert_labels(conn, [(prior[0], item)])
-            if new_rows:
-                _bulk_insert(conn, posts, new_rows)
-                ids = self._ids_for(conn, [(i.post.source, i.post.external_id) for i in new_items])
-                self._insert_labels(conn, [(ids[(i.post.source, i.post.external_id)], i) for i in new_items])
-            self._refresh_clusters(conn, left | {cluster_ids[i.cluster_key] for i in batch if i.cluster_key})
-            counts: dict[tuple[str, str, str, str], int] = {}
-            for r in self._unseen(conn, rejections):
-                k = (r.source, r.day, r.action, r.reason)
-                counts[k] = counts.get(k, 0) + 1
-            for item in stored_items:
-                day = item.post.created_at.strftime("%Y-%m-%d")
-                for kind in item.post.scrubbed:
-                    k = (item.post.source, day, "scrubbed", kind)
-                    counts[k] = counts.get(k, 0) + 1
-            self._add_guard_counts(conn, counts)
+            with _Raw(conn) as raw:
+                stored, unchanged = _upsert(raw, run_id, batch, rejections, now)
             if cursor is not None:
                 self._save_cursor(conn, cursor[0], cursor[1], now)
-        return BatchResult(stored=stored, unchanged=unchanged, deleted=deleted)
+        return BatchResult(stored=stored, unchanged=unchanged + superseded, deleted=deleted)
 
     def _write_lock(self, conn: Connection) -> None:
         """On PostgreSQL, one batch writer at a time until the transaction ends (SQLite has one writer anyway).
@@ -255,129 +206,6 @@ class Store:
         """
         if self.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7007)"))
-
-    @staticmethod
-    def _unseen(conn: Connection, rejections: Iterable[Rejection]) -> list[Rejection]:
-        """The rejections not counted before (by item digest); remembers them."""
-        fresh: dict[str, Rejection] = {}
-        anonymous: list[Rejection] = []
-        for r in rejections:
-            if r.digest:
-                fresh.setdefault(r.digest, r)
-            else:
-                anonymous.append(r)
-        digests = list(fresh)
-        for chunk in _chunks(digests, 500):
-            for (d,) in conn.execute(select(guard_seen.c.digest).where(guard_seen.c.digest.in_(chunk))):
-                fresh.pop(d, None)
-        if fresh:
-            _bulk_insert(conn, guard_seen, [{"digest": d, "day": r.day} for d, r in fresh.items()])
-        return anonymous + list(fresh.values())
-
-    @staticmethod
-    def _existing(
-        conn: Connection, batch: Sequence[EnrichedPost]
-    ) -> dict[tuple[str, str], tuple[int, str, int | None]]:
-        """(id, content hash, cluster id) of the batch's posts already stored, by (source, external id)."""
-        by_source: dict[str, list[str]] = {}
-        for item in batch:
-            by_source.setdefault(item.post.source, []).append(item.post.external_id)
-        found: dict[tuple[str, str], tuple[int, str, int | None]] = {}
-        for source, ids in by_source.items():
-            for chunk in _chunks(ids, 500):
-                rows = conn.execute(
-                    select(posts.c.id, posts.c.external_id, posts.c.content_hash, posts.c.cluster_id).where(
-                        posts.c.source == source, posts.c.external_id.in_(chunk)
-                    )
-                )
-                for pid, ext, h, cid in rows:
-                    found[(source, ext)] = (pid, h, cid)
-        return found
-
-    @staticmethod
-    def _ids_for(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        result: dict[tuple[str, str], int] = {}
-        by_source: dict[str, list[str]] = {}
-        for s, e in keys:
-            by_source.setdefault(s, []).append(e)
-        for source, ids in by_source.items():
-            for chunk in _chunks(ids, 500):
-                for pid, ext in conn.execute(
-                    select(posts.c.id, posts.c.external_id).where(
-                        posts.c.source == source, posts.c.external_id.in_(chunk)
-                    )
-                ):
-                    result[(source, ext)] = pid
-        return result
-
-    @staticmethod
-    def _insert_labels(conn: Connection, items: list[tuple[int, EnrichedPost]]) -> None:
-        rows = [
-            {"post_id": pid, "name": lb.name, "value": lb.value, "score": lb.score, "enricher": lb.enricher}
-            for pid, item in items
-            for lb in item.labels
-        ]
-        if rows:
-            _bulk_insert(conn, labels, rows)
-
-    @staticmethod
-    def _clusters_for(conn: Connection, batch: Sequence[EnrichedPost], now: datetime) -> dict[str | None, int]:
-        keys = sorted({i.cluster_key for i in batch if i.cluster_key})
-        ids: dict[str | None, int] = {}
-        for chunk in _chunks(keys, 500):
-            for cid, key in conn.execute(select(clusters.c.id, clusters.c.key).where(clusters.c.key.in_(chunk))):
-                ids[key] = cid
-        missing = [k for k in keys if k not in ids]
-        if missing:
-            rows = [{"key": k, "size": 0, "first_seen": now, "last_seen": now} for k in missing]
-            _bulk_insert(conn, clusters, rows)
-            for chunk in _chunks(missing, 500):
-                for cid, key in conn.execute(
-                    select(clusters.c.id, clusters.c.key).where(clusters.c.key.in_(chunk))
-                ):
-                    ids[key] = cid
-        return ids
-
-    @staticmethod
-    def _refresh_clusters(conn: Connection, ids: set[int]) -> None:
-        """Recompute size, first/last post time and representative of the clusters a write touched; one left
-        without posts gets size 0 (its row stays: cases may link it). The overview relies on these being exact
-        (``queries.clusters_page``)."""
-        for chunk in _chunks(sorted(ids), 500):
-            stats = conn.execute(
-                select(
-                    posts.c.cluster_id,
-                    func.count(),
-                    func.min(posts.c.created_at),
-                    func.max(posts.c.created_at),
-                    func.min(posts.c.id),
-                )
-                .where(posts.c.cluster_id.in_(chunk))
-                .group_by(posts.c.cluster_id)
-            ).all()
-            if stats:
-                conn.execute(
-                    update(clusters)
-                    .where(clusters.c.id == bindparam("cid"))
-                    .values(size=bindparam("n"), first_seen=bindparam("first"), last_seen=bindparam("last"),
-                            representative_post_id=bindparam("rep")),
-                    [{"cid": cid, "n": n, "first": f, "last": la, "rep": rep} for cid, n, f, la, rep in stats],
-                )
-            emptied = set(chunk) - {row[0] for row in stats}
-            if emptied:
-                conn.execute(update(clusters).where(clusters.c.id.in_(sorted(emptied))).values(size=0))
-
-    def _add_guard_counts(self, conn: Connection, counts: dict[tuple[str, str, str, str], int]) -> None:
-        for (source, day, action, reason), n in sorted(counts.items()):
-            where = (
-                (guard_counts.c.source == source)
-                & (guard_counts.c.day == day)
-                & (guard_counts.c.action == action)
-                & (guard_counts.c.reason == reason)
-            )
-            done = conn.execute(update(guard_counts).where(where).values(n=guard_counts.c.n + n)).rowcount
-            if not done:
-                conn.execute(insert(guard_counts).values(source=source, day=day, action=action, reason=reason, n=n))
 
     @staticmethod
     def _save_cursor(conn: Connection, source: str, value: str, now: datetime) -> None:
@@ -427,7 +255,8 @@ class Store:
             conn.execute(labels.delete().where(labels.c.post_id.in_(old_ids)))
             conn.execute(posts.delete().where(posts.c.created_at < cutoff))
             conn.execute(guard_seen.delete().where(guard_seen.c.day < day))
-            self._refresh_clusters(conn, touched)
+            with _Raw(conn) as raw:
+                _refresh_clusters(raw, touched)
             live = select(posts.c.cluster_id).where(posts.c.cluster_id.is_not(None)).distinct()
             n_clusters = conn.execute(clusters.delete().where(clusters.c.id.not_in(live))).rowcount
         return {"posts": int(n_posts), "guard_digests": int(n_seen), "clusters": int(n_clusters)}
@@ -463,58 +292,323 @@ class Store:
             conn.execute(labels.delete().where(labels.c.post_id.in_([pid for pid, _ in rows])))
             deleted += conn.execute(posts.delete().where(where)).rowcount
         if touched:
-            self._refresh_clusters(conn, touched)
+            with _Raw(conn) as raw:
+                _refresh_clusters(raw, touched)
             live = select(posts.c.cluster_id).where(posts.c.cluster_id.in_(sorted(touched))).distinct()
             conn.execute(clusters.delete().where(clusters.c.id.in_(sorted(touched)), clusters.c.id.not_in(live)))
         return deleted
     # ---- end live sources --------------------------------------------------------------------------------------
 
-def _post_row(item: EnrichedPost, run_id: int, now: datetime, cluster_id: int | None) -> dict[str, Any]:
-    p = item.post
-    return {
-        "source": p.source,
-        "external_id": p.external_id,
-        "platform": p.platform,
-        "kind": p.kind,
-        "visibility": p.visibility,
-        "created_at": to_naive_utc(p.created_at),
-        "text": p.text,
-        "title": p.title,
-        "url": p.url,
-        "author_pseudonym": p.author_pseudonym,
-        "lang": item.lang,
-        "country": p.country,
-        "sentiment": item.sentiment,
-        "category": item.category,
-        "content_hash": item.content_hash,
-        "cluster_id": cluster_id,
-        "minhash": item.minhash,
-        "run_id": run_id,
-        "stored_at": now,
-        "updated_at": now,
-    }
+
+# -- the write path's statements ------------------------------------------------------------------------------
+POST_COLUMNS = (
+    "source", "external_id", "platform", "kind", "visibility", "created_at", "text", "title", "url",
+    "author_pseudonym", "lang", "country", "sentiment", "category", "content_hash", "cluster_id", "minhash",
+    "run_id", "stored_at", "updated_at",
+)
+LABEL_COLUMNS = ("post_id", "name", "value", "score", "enricher")
+ANALYST = "analyst@%"  # the enricher of an analyst's override: such labels outlive re-enrichment
 
 
-def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows in the connection's transaction: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+class _Raw:
+    """The write path's statements on the DBAPI cursor of ``conn``, inside its transaction.
 
-    On PostgreSQL, psycopg's executemany sends one ``INSERT`` per row, each firing the search index's statement
-    trigger once; ``COPY ... FROM STDIN`` sends them all in one statement (the trigger runs once, over all rows).
+    SQLAlchemy's per-row handling of parameters (binding dicts, one processor call per value) cost more than the
+    database's own insert: rows go to the driver as tuples instead, and only what the dialect needs converting is
+    converted, as SQLAlchemy would (SQLite keeps times as ``YYYY-MM-DD HH:MM:SS.ffffff`` text). Statements are
+    written with ``?`` placeholders and no ``%`` literal (PostgreSQL's psycopg takes ``%s``); a list of values is
+    matched with ``IN (?, ...)`` on SQLite and ``= ANY(?)`` (one array) on PostgreSQL.
     """
-    if not rows:
+
+    def __init__(self, conn: Connection) -> None:
+        self.pg = conn.dialect.name == "postgresql"
+        self.dialect = conn.dialect
+        self.driver = conn.connection.driver_connection
+        self.cur = self.driver.cursor()  # type: ignore[union-attr]
+        to_text = posts.c.created_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        self.dt: Any = to_text or (lambda v: v)
+        score = labels.c.score.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        self.score: Any = score or (lambda v: v)
+
+    def __enter__(self) -> _Raw:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cur.close()
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.pg else statement
+
+    def any(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """A ``column`` in ``values`` test and its parameters (at most 500 values on SQLite)."""
+        if self.pg:
+            return f"{column} = ANY(?)", [list(values)]
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+
+    def all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.cur.execute(self.sql(statement), params)
+        return self.cur.fetchall()
+
+    def run(self, statement: str, params: Sequence[Any] = ()) -> None:
+        self.cur.execute(self.sql(statement), params)
+
+    def many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cur.executemany(self.sql(statement), rows)
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows``: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+
+        On PostgreSQL, psycopg's executemany sends one ``INSERT`` per row, each firing the search index's (and the
+        rollups') statement trigger once; ``COPY ... FROM STDIN`` sends them all in one statement, so the
+        triggers run once, over all rows.
+        """
+        if not rows:
+            return
+        names = ", ".join(f'"{c}"' for c in columns)
+        if not self.pg:
+            self.cur.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})', rows)
+            return
+        with self.cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+            for r in rows:
+                copy.write_row(r)
+
+    def pg_array(self, column: Any) -> str:
+        """``?::TYPE[]``: a parameter holding an array of ``column``'s values (PostgreSQL's ``unnest``)."""
+        return f"?::{column.type.compile(dialect=self.dialect)}[]"
+
+
+def _upsert(
+    raw: _Raw, run_id: int, batch: Sequence[EnrichedPost], rejections: Iterable[Rejection], now: datetime
+) -> tuple[int, int]:
+    """Write the batch's posts, labels, clusters and guard counts; returns (stored, unchanged)."""
+    stored = unchanged = 0
+    existing = _existing(raw, batch)
+    cluster_ids = _clusters_for(raw, batch, now)
+    at = raw.dt(now)
+    new_rows: list[tuple[Any, ...]] = []
+    new_items: list[EnrichedPost] = []
+    changed: list[tuple[int, EnrichedPost, tuple[Any, ...]]] = []
+    stored_items: list[EnrichedPost] = []
+    touched: set[int] = set()  # the clusters that gain, lose or change a post
+    for item in batch:
+        p = item.post
+        prior = existing.get((p.source, p.external_id))
+        if prior is not None and prior[1] == item.content_hash:
+            unchanged += 1
+            continue
+        cid = cluster_ids.get(item.cluster_key)
+        row = _post_values(item, run_id, at, raw.dt(to_naive_utc(p.created_at)), cid)
+        stored += 1
+        stored_items.append(item)
+        if cid is not None:
+            touched.add(cid)
+        if prior is None:
+            new_rows.append(row)
+            new_items.append(item)
+        else:
+            if prior[2] is not None:  # a re-delivery may move the post out of its cluster
+                touched.add(prior[2])
+            changed.append((prior[0], item, row))
+    label_items: list[tuple[int, EnrichedPost]] = []
+    if changed:
+        _update_changed(raw, changed)
+        label_items.extend((pid, item) for pid, item, _ in changed)
+    if new_rows:
+        raw.insert("posts", POST_COLUMNS, new_rows)
+        ids = _ids_for(raw, [(i.post.source, i.post.external_id) for i in new_items])
+        label_items.extend((ids[(i.post.source, i.post.external_id)], i) for i in new_items)
+    _insert_labels(raw, label_items)
+    # Unchanged posts kept their clusters, which every write path keeps exact: only the touched ones need it.
+    _refresh_clusters(raw, touched)
+    counts: dict[tuple[str, str, str, str], int] = {}
+    for r in _unseen(raw, rejections):
+        k = (r.source, r.day, r.action, r.reason)
+        counts[k] = counts.get(k, 0) + 1
+    for item in stored_items:
+        day = item.post.created_at.strftime("%Y-%m-%d")
+        for kind in item.post.scrubbed:
+            k = (item.post.source, day, "scrubbed", kind)
+            counts[k] = counts.get(k, 0) + 1
+    _add_guard_counts(raw, counts)
+    return stored, unchanged
+
+
+def _post_values(
+    item: EnrichedPost, run_id: int, now: Any, created_at: Any, cluster_id: int | None
+) -> tuple[Any, ...]:
+    """A ``posts`` row in :data:`POST_COLUMNS` order (times already converted by :attr:`_Raw.dt`)."""
+    p = item.post
+    return (
+        p.source, p.external_id, p.platform, p.kind, p.visibility, created_at, p.text, p.title, p.url,
+        p.author_pseudonym, item.lang, p.country, item.sentiment, item.category, item.content_hash, cluster_id,
+        item.minhash, run_id, now, now,
+    )
+
+
+def _existing(raw: _Raw, batch: Sequence[EnrichedPost]) -> dict[tuple[str, str], tuple[int, str, int | None]]:
+    """(id, content hash, cluster id) of the batch's posts already stored, by (source, external id)."""
+    by_source: dict[str, list[str]] = {}
+    for item in batch:
+        by_source.setdefault(item.post.source, []).append(item.post.external_id)
+    found: dict[tuple[str, str], tuple[int, str, int | None]] = {}
+    for source, ids in by_source.items():
+        for chunk in _chunks(ids, 500):
+            where, params = raw.any("external_id", chunk)
+            for pid, ext, h, cid in raw.all(
+                f"SELECT id, external_id, content_hash, cluster_id FROM posts WHERE source = ? AND {where}",
+                [source, *params],
+            ):
+                found[(source, ext)] = (pid, h, cid)
+    return found
+
+
+def _ids_for(raw: _Raw, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Post ids by (source, external id)."""
+    by_source: dict[str, list[str]] = {}
+    for s, e in keys:
+        by_source.setdefault(s, []).append(e)
+    result: dict[tuple[str, str], int] = {}
+    for source, ids in by_source.items():
+        for chunk in _chunks(ids, 500):
+            where, params = raw.any("external_id", chunk)
+            for pid, ext in raw.all(f"SELECT id, external_id FROM posts WHERE source = ? AND {where}",
+                                    [source, *params]):
+                result[(source, ext)] = pid
+    return result
+
+
+def _clusters_for(raw: _Raw, batch: Sequence[EnrichedPost], now: datetime) -> dict[str | None, int]:
+    """The cluster id of each of the batch's cluster keys; a new key gets an empty cluster (size 0) to fill."""
+    keys = sorted({i.cluster_key for i in batch if i.cluster_key})
+    ids: dict[str | None, int] = {}
+
+    def lookup(some: Sequence[str]) -> None:
+        for chunk in _chunks(some, 500):
+            where, params = raw.any("key", chunk)
+            for cid, key in raw.all(f"SELECT id, key FROM clusters WHERE {where}", params):
+                ids[key] = cid
+
+    lookup(keys)
+    missing = [k for k in keys if k not in ids]
+    if missing:
+        at = raw.dt(now)
+        raw.insert("clusters", ("key", "size", "first_seen", "last_seen"), [(k, 0, at, at) for k in missing])
+        lookup(missing)
+    return ids
+
+
+def _update_changed(raw: _Raw, changed: list[tuple[int, EnrichedPost, tuple[Any, ...]]]) -> None:
+    """Update changed posts in place (all columns but ``stored_at``) and drop their machine labels.
+
+    An analyst's overrides outlive re-enrichment: their labels stay and the values they set are kept.
+    """
+    overrides: dict[int, dict[str, str]] = {}
+    pids = [pid for pid, _, _ in changed]
+    for chunk in _chunks(pids, 500):
+        where, params = raw.any("post_id", chunk)
+        for pid, name, value in raw.all(
+            f"SELECT post_id, name, value FROM labels WHERE {where} AND enricher LIKE ? ORDER BY id",
+            [*params, ANALYST],
+        ):
+            overrides.setdefault(pid, {})[name] = value
+    columns = [c for c in POST_COLUMNS if c != "stored_at"]
+    rows: list[list[Any]] = []
+    for pid, _, values in changed:
+        row = dict(zip(POST_COLUMNS, values, strict=True))
+        kept = overrides.get(pid, {})
+        if "primary" in kept:
+            row["category"] = kept["primary"]
+        if "sentiment" in kept:
+            row["sentiment"] = kept["sentiment"]
+        rows.append([row[c] for c in columns] + [pid])
+    if not raw.pg:
+        sets = ", ".join(f'"{c}" = ?' for c in columns)
+        raw.many(f"UPDATE posts SET {sets} WHERE id = ?", rows)
+    else:  # one statement: the search index's and rollups' statement triggers run once
+        names = ", ".join(f'"{c}"' for c in columns)
+        arrays = ", ".join(raw.pg_array(posts.c[c]) for c in [*columns, "id"])
+        assigns = ", ".join(f'"{c}" = v."{c}"' for c in columns)
+        raw.run(
+            f"UPDATE posts SET {assigns} FROM unnest({arrays}) AS v({names}, id) WHERE posts.id = v.id",
+            [list(col) for col in zip(*rows, strict=True)],
+        )
+    for chunk in _chunks(pids, 500):
+        where, params = raw.any("post_id", chunk)
+        raw.run(f"DELETE FROM labels WHERE {where} AND enricher NOT LIKE ?", [*params, ANALYST])
+
+
+def _insert_labels(raw: _Raw, items: list[tuple[int, EnrichedPost]]) -> None:
+    score = raw.score
+    raw.insert("labels", LABEL_COLUMNS, [
+        (pid, lb.name, lb.value, score(lb.score), lb.enricher) for pid, item in items for lb in item.labels
+    ])
+
+
+def _refresh_clusters(raw: _Raw, ids: set[int]) -> None:
+    """Recompute size, first/last post time and representative of the clusters a write touched; one left
+    without posts gets size 0 (its row stays: cases may link it). The overview relies on these being exact
+    (``queries.clusters_page``)."""
+    for chunk in _chunks(sorted(ids), 500):
+        where, params = raw.any("cluster_id", chunk)
+        stats = (
+            "SELECT cluster_id, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at, "
+            f"min(id) AS rep FROM posts WHERE {where} GROUP BY cluster_id"
+        )
+        if raw.pg:  # in the database: two statements, each firing the data_version trigger once
+            raw.run(
+                "UPDATE clusters SET size = s.n, first_seen = s.first_at, last_seen = s.last_at, "
+                f"representative_post_id = s.rep FROM ({stats}) AS s WHERE clusters.id = s.cluster_id",
+                params,
+            )
+            raw.run(
+                f"UPDATE clusters SET size = 0 WHERE {raw.any('id', chunk)[0]} "
+                "AND NOT EXISTS (SELECT 1 FROM posts WHERE posts.cluster_id = clusters.id)",
+                params,
+            )
+            continue
+        rows = raw.all(stats, params)
+        raw.many(
+            "UPDATE clusters SET size = ?, first_seen = ?, last_seen = ?, representative_post_id = ? WHERE id = ?",
+            [(n, first, last, rep, cid) for cid, n, first, last, rep in rows],
+        )
+        emptied = sorted(set(chunk) - {r[0] for r in rows})
+        if emptied:
+            where, params = raw.any("id", emptied)
+            raw.run(f"UPDATE clusters SET size = 0 WHERE {where}", params)
+
+
+def _unseen(raw: _Raw, rejections: Iterable[Rejection]) -> list[Rejection]:
+    """The rejections not counted before (by item digest); remembers them."""
+    fresh: dict[str, Rejection] = {}
+    anonymous: list[Rejection] = []
+    for r in rejections:
+        if r.digest:
+            fresh.setdefault(r.digest, r)
+        else:
+            anonymous.append(r)
+    for chunk in _chunks(list(fresh), 500):
+        where, params = raw.any("digest", chunk)
+        for (d,) in raw.all(f"SELECT digest FROM guard_seen WHERE {where}", params):
+            fresh.pop(d, None)
+    raw.insert("guard_seen", ("digest", "day"), [(d, r.day) for d, r in fresh.items()])
+    return anonymous + list(fresh.values())
+
+
+def _add_guard_counts(raw: _Raw, counts: dict[tuple[str, str, str, str], int]) -> None:
+    """Add ``counts`` (by source, day, action, reason) to ``guard_counts``: one upsert."""
+    if not counts:
         return
-    if conn.dialect.name != "postgresql":
-        conn.execute(insert(table), rows)
+    rows = [(*k, n) for k, n in sorted(counts.items())]
+    upsert = (
+        "ON CONFLICT (source, day, action, reason) DO UPDATE SET n = guard_counts.n + excluded.n"
+    )
+    if not raw.pg:
+        raw.many(f"INSERT INTO guard_counts (source, day, action, reason, n) VALUES (?, ?, ?, ?, ?) {upsert}", rows)
         return
-    cols = list(rows[0])
-    if any(len(r) != len(cols) for r in rows):  # uneven rows: let SQLAlchemy fill in the defaults
-        conn.execute(insert(table), rows)
-        return
-    names = ", ".join(f'"{c}"' for c in cols)
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:  # type: ignore[union-attr]
-        for r in rows:
-            copy.write_row([r[c] for c in cols])
+    arrays = ", ".join(raw.pg_array(guard_counts.c[c]) for c in ("source", "day", "action", "reason", "n"))
+    raw.run(f"INSERT INTO guard_counts (source, day, action, reason, n) SELECT * FROM unnest({arrays}) {upsert}",
+            [list(col) for col in zip(*rows, strict=True)])
 
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -409,9 +409,18 @@ def _midnight(d: date) -> datetime:
 
 
 def _post_filters(
-    q_: str, category: str, sentiment: str, lang: str, source: str, kind: str, since: str, until: str
+    q_: str = Query("", alias="q"),
+    category: str = "",
+    sentiment: str = "",
+    lang: str = "",
+    source: str = "",
+    kind: str = "",
+    since: str = "",
+    until: str = "",
 ) -> tuple[dict[str, str], q.PostFilter, list[str]]:
-    """(the filters as the form shows them, the store's filter, problems to show) from the explorer's query."""
+    """(the filters as the form shows them, the store's filter, problems to show) from the explorer's query: the
+    query parameters of ``/posts`` and ``/posts/export``, as a dependency. Lenient, unlike the API's
+    (:func:`openear.web.api._post_query`): a bad date is a notice on the page, long values are cut."""
     from openear.web.search import make_filter
 
     errors: list[str] = []
@@ -432,22 +441,14 @@ def _post_filters(
     return filters, flt, errors
 
 
+Explored = Annotated[tuple[dict[str, str], q.PostFilter, list[str]], Depends(_post_filters)]
+
+
 @router.get("/posts", include_in_schema=False, dependencies=[Depends(requires("posts.read"))])
-def posts(
-    request: Request,
-    q_: str = Query("", alias="q"),
-    category: str = "",
-    sentiment: str = "",
-    lang: str = "",
-    source: str = "",
-    kind: str = "",
-    since: str = "",
-    until: str = "",
-    page: str = "1",
-) -> Response:
+def posts(request: Request, explored: Explored, page: str = "1") -> Response:
     user = _require(request, POST_READERS)
     store = _store(request)
-    filters, flt, errors = _post_filters(q_, category, sentiment, lang, source, kind, since, until)
+    filters, flt, errors = explored
     search = filters["q"]
     try:
         page_n = max(1, min(int(page), 100_000))
@@ -511,18 +512,7 @@ def posts(
 
 
 @router.get("/posts/export", include_in_schema=False, dependencies=[Depends(requires("posts.export"))])
-def posts_export(
-    request: Request,
-    q_: str = Query("", alias="q"),
-    category: str = "",
-    sentiment: str = "",
-    lang: str = "",
-    source: str = "",
-    kind: str = "",
-    since: str = "",
-    until: str = "",
-    format: str = "csv",
-) -> Response:
+def posts_export(request: Request, explored: Explored, format: str = "csv") -> Response:
     """The explorer's download: the same search as a file (see :func:`openear.web.api.export_response`)."""
     from openear.web.api import PostQuery, export_response
     from openear.web.exports import FORMATS, MAX_ROWS
@@ -530,7 +520,7 @@ def posts_export(
     user = _user(request)
     if format not in FORMATS:
         raise HTTPException(400, "Unknown export format.")
-    filters, _flt, errors = _post_filters(q_, category, sentiment, lang, source, kind, since, until)
+    filters, _flt, errors = explored
     if errors:
         raise HTTPException(400, "; ".join(errors))
     pq = PostQuery(**{**filters, "since": filters["since"] or None, "until": filters["until"] or None})
