@@ -1,26 +1,38 @@
 #!/usr/bin/env python3
 """End-to-end throughput of ``openear import`` (read -> normalise -> guard -> enrich -> store) on SQLite.
 
-    .venv/bin/python benchmarks/pipeline.py --n 20000
+    .venv/bin/python benchmarks/pipeline.py --n 20000 [--mode fast|rules|accurate]
 
 1. Generates N synthetic posts with ``scripts/make_demo_data.py`` (the demo's mix: EN/ES, news, protected
    topics, private items, copy-pasta, personal data) and writes them as JSON Lines to a temporary folder.
 2. Creates a fresh workspace there (``openear.workspace.init_workspace``) and loads the pipeline's models
-   (reported as start-up, not counted in the rate).
+   (reported as start-up, not counted in the rate). ``--mode`` picks the sentiment mode
+   (``Pipeline.for_settings(mode=...)``, as ``import_file(mode=...)`` does); without it, the workspace's
+   ``sentiment_mode`` (``fast``). The mode and its sentiment model are printed and in the JSON.
 3. Imports the file with ``openear.pipeline.import_file`` and reports posts read per second: the end-to-end rate.
 4. Imports it again into a second fresh workspace with every stage wrapped in a timer, for the per-stage
    breakdown (the wrappers add a few microseconds per call; the breakdown's total is shown next to its wall time).
 5. Inserts the rows the pipeline stored (same columns, read back from ``posts``) into an empty SQLite table with
    the same definition and indexes, with ``executemany`` in batches of 500, one transaction per batch, and the
-   store's pragmas (WAL, synchronous=NORMAL): the raw insert rate, an upper bound for the store stage.
+   store's pragmas (WAL, synchronous=NORMAL): the raw insert rate, an upper bound for the store stage. That table
+   has none of the store's triggers (FTS5 index, rollups, data_version), so the store can never reach it.
+6. Inserts the same rows the same way into ``posts`` of a second fresh workspace (freshly migrated, empty, every
+   trigger in place; its ``runs`` and ``clusters`` rows are copied first, untimed, for the foreign keys), with all
+   the store's pragmas (foreign_keys too): the store bound, what ``posts`` alone costs with its triggers.
 
-Prints both rates, their ratio, the breakdown and peak RSS. ``--json PATH`` also writes the figures as JSON.
+Prints the rates, their ratios to end to end, the breakdown and peak RSS. ``--json PATH`` also writes the figures
+as JSON (the keys of earlier versions, plus ``mode``, ``mode_given``, ``sentiment_model``, ``database``,
+``store_bound``, ``store_bound_copy`` (PostgreSQL only, else null) and ``load_average``).
 
 ``--database-url postgresql+psycopg://USER@HOST/DB`` runs the same benchmark on PostgreSQL (issue 7): each
 workspace uses that database, emptied first (``DROP SCHEMA public CASCADE``: give it a database of its own), and
 the raw insert goes into ``raw_posts`` (``LIKE posts`` with its defaults and indexes, no search trigger, as the
 SQLite copy has no FTS triggers), 500 rows per transaction with psycopg's ``executemany``. Also prints the stored
-bytes per post (posts, labels, clusters and the search index).
+bytes per post (posts, labels, clusters and the search index). The store bound runs in a scratch database
+(``<db>_store_bound``, created from the benchmark's URL, migrated by ``init_workspace`` and dropped after) with
+psycopg's ``executemany`` (one ``INSERT``, so one firing of each statement trigger, per row), and then again with
+``COPY`` (``store_bound_copy``: what ``Store.write_batch`` uses, the triggers fire once per batch) after emptying
+``posts``, its search index and rollups.
 """
 
 from __future__ import annotations
@@ -146,13 +158,14 @@ def _spec() -> Any:
     return SourceSpec("bench", connector="files", visibility="public", kind="social")
 
 
-def run_end_to_end(root: Path, path: Path, n: int) -> dict[str, Any]:
+def run_end_to_end(root: Path, path: Path, n: int, mode: str | None = None) -> dict[str, Any]:
     from openear.pipeline import Pipeline, import_file
 
     settings, store = _workspace(root, "ws-e2e")
     try:
         t0 = time.perf_counter()
-        pipe = Pipeline.for_settings(settings, store)
+        # import_file(mode=...) builds its pipeline the same way; built here so that start-up is timed apart
+        pipe = Pipeline.for_settings(settings, store, mode=mode)
         startup = time.perf_counter() - t0
         t0 = time.perf_counter()
         _, stats = import_file(settings, store, path, "jsonl", _spec(), pipeline=pipe)
@@ -162,7 +175,8 @@ def run_end_to_end(root: Path, path: Path, n: int) -> dict[str, Any]:
     finally:
         store.close()
     return {"startup_s": startup, "wall_s": wall, "rate": n / wall, "stats": stats.as_dict(), "db": db_path,
-            "stored_bytes": stored_bytes}
+            "stored_bytes": stored_bytes, "mode": pipe.enrichment.mode,
+            "sentiment_model": str(getattr(pipe.enrichment.sentiment, "enricher", type(pipe.enrichment.sentiment)))}
 
 
 def _stored_bytes(store: Any) -> int:
@@ -179,7 +193,7 @@ def _stored_bytes(store: Any) -> int:
     return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
-def run_breakdown(root: Path, path: Path, n: int) -> dict[str, Any]:
+def run_breakdown(root: Path, path: Path, n: int, mode: str | None = None) -> dict[str, Any]:
     """The same import with every stage timed (read+parse, normalise, guard, enrichers, store)."""
     from openear.connectors import files
     from openear.pipeline import Pipeline
@@ -187,7 +201,7 @@ def run_breakdown(root: Path, path: Path, n: int) -> dict[str, Any]:
     settings, store = _workspace(root, "ws-stages")
     timers = Timers()
     try:
-        pipe = Pipeline.for_settings(settings, store)
+        pipe = Pipeline.for_settings(settings, store, mode=mode)
         e = pipe.enrichment
         targets = {
             "guard": (pipe.guard, "check"),
@@ -285,6 +299,142 @@ def run_raw_insert_pg(url: str) -> dict[str, Any]:
             "columns": len(cols)}
 
 
+def _fresh_store(root: Path, name: str, url: str | None = None) -> str:
+    """A freshly migrated, empty store made as the benchmark makes its workspaces (``init_workspace``), on SQLite
+    or on the PostgreSQL database ``url``; returns its database URL."""
+    from openear.workspace import init_workspace
+
+    saved = os.environ.pop("OPENEAR_DATABASE_URL", None)
+    if url:
+        os.environ["OPENEAR_DATABASE_URL"] = url
+    try:
+        return init_workspace(root / name, organisation="openear benchmark").settings.database_url
+    finally:
+        os.environ.pop("OPENEAR_DATABASE_URL", None)
+        if saved is not None:
+            os.environ["OPENEAR_DATABASE_URL"] = saved
+
+
+def _timed_batches(rows: list[Any], insert: Callable[[list[Any]], None], commit: Callable[[], None]) -> float:
+    """Seconds to insert ``rows`` in batches of ``BATCH``, one transaction (``commit``) per batch."""
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        insert(rows[i : i + BATCH])
+        commit()
+    return time.perf_counter() - t0
+
+
+def _bound(rows: int, wall: float, columns: int, **extra: Any) -> dict[str, Any]:
+    return {"rows": rows, "wall_s": wall, "rate": rows / wall if wall else float("inf"), "columns": columns, **extra}
+
+
+def run_store_insert(root: Path, source_db: Path) -> dict[str, Any]:
+    """executemany of the stored rows into ``posts`` of a fresh, migrated, empty SQLite store (its FTS5, rollup
+    and data_version triggers included), 500 rows per transaction, with the store's own pragmas."""
+    from openear.store import _sqlite_pragmas  # the store's connect hook: WAL, synchronous, foreign_keys, timeout
+
+    src = sqlite3.connect(source_db)
+    try:
+        cols = [r[1] for r in src.execute("PRAGMA table_info(posts)") if r[1] != "id"]
+        rows = src.execute(f"SELECT {', '.join(cols)} FROM posts ORDER BY id").fetchall()
+        # the rows' foreign keys (posts.run_id, posts.cluster_id) need their runs and clusters
+        parents = {t: (src.execute(f"SELECT * FROM {t}").fetchall(),
+                       [r[1] for r in src.execute(f"PRAGMA table_info({t})")]) for t in ("runs", "clusters")}
+    finally:
+        src.close()
+    url = _fresh_store(root, "ws-store-bound")
+    dst = sqlite3.connect(url.split("///", 1)[-1], isolation_level=None)
+    try:
+        _sqlite_pragmas(dst, None)
+        dst.execute("BEGIN")
+        for table, (parent_rows, names) in parents.items():
+            dst.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                            parent_rows)
+        dst.execute("COMMIT")
+        triggers = [r[0] for r in dst.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'posts' "
+            "AND sql LIKE '%AFTER INSERT ON posts%' ORDER BY name")]
+        insert = f"INSERT INTO posts ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+
+        def batch(chunk: list[Any]) -> None:
+            dst.execute("BEGIN")
+            dst.executemany(insert, chunk)
+
+        wall = _timed_batches(rows, batch, lambda: dst.execute("COMMIT"))
+        stored = dst.execute("SELECT count(*) FROM posts").fetchone()[0]
+    finally:
+        dst.close()
+    assert stored == len(rows), f"store bound: {stored} of {len(rows)} rows in posts"
+    return _bound(len(rows), wall, len(cols), triggers=triggers)
+
+
+def _pg_scratch_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return u.set(database=f"{u.database}_store_bound").render_as_string(hide_password=False)
+
+
+def run_store_insert_pg(root: Path, url: str) -> dict[str, dict[str, Any]] | None:
+    """The PostgreSQL store bound, in a scratch database (``<db>_store_bound``, dropped after): the stored rows
+    into ``posts`` of a freshly migrated store, 500 rows per transaction, with psycopg's ``executemany``
+    (``executemany``) and then, after emptying posts, its search index and rollups, with ``COPY`` (``copy``, as
+    ``Store.write_batch`` writes). None, with a message, where the scratch database cannot be created."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    with psycopg.connect(_pg_dsn(url)) as conn:
+        cols = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name = 'posts' AND column_name <> 'id' ORDER BY ordinal_position")]
+        rows = conn.execute(f"SELECT {', '.join(cols)} FROM posts ORDER BY id").fetchall()
+        parents: dict[str, tuple[list[Any], list[str]]] = {}
+        for table in ("runs", "clusters"):
+            cur = conn.execute(f"SELECT * FROM {table}")
+            parents[table] = (cur.fetchall(), [d.name for d in cur.description or ()])
+    scratch = _pg_scratch_url(url)
+    name = make_url(scratch).database
+    try:
+        with psycopg.connect(_pg_dsn(url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        print(f"store bound skipped: cannot create the scratch database {name}: {exc}".strip(), file=sys.stderr)
+        return None
+    try:
+        _fresh_store(root, "ws-store-bound", scratch)
+        names = ", ".join(cols)
+        with psycopg.connect(_pg_dsn(scratch)) as conn:
+            for table, (parent_rows, parent_cols) in parents.items():
+                with conn.cursor() as cur:
+                    cur.executemany(f"INSERT INTO {table} ({', '.join(parent_cols)}) "
+                                    f"VALUES ({', '.join('%s' for _ in parent_cols)})", parent_rows)
+            conn.commit()
+            triggers = [r[0] for r in conn.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal "
+                "AND tgtype & 4 <> 0 ORDER BY 1")]  # TRIGGER_TYPE_INSERT
+            insert = f"INSERT INTO posts ({names}) VALUES ({', '.join('%s' for _ in cols)})"
+            with conn.cursor() as cur:
+                wall = _timed_batches(rows, lambda chunk: cur.executemany(insert, chunk), conn.commit)
+            many = _bound(len(rows), wall, len(cols), triggers=triggers,
+                          search_rows=conn.execute("SELECT count(*) FROM posts_search").fetchone()[0])  # type: ignore[index]
+            conn.execute("TRUNCATE posts, posts_search, post_rollups RESTART IDENTITY CASCADE")
+            conn.commit()
+
+            def copy(chunk: list[Any]) -> None:
+                with conn.cursor() as cur, cur.copy(f"COPY posts ({names}) FROM STDIN") as out:
+                    for r in chunk:
+                        out.write_row(r)
+
+            wall = _timed_batches(rows, copy, conn.commit)
+            copied = _bound(len(rows), wall, len(cols), triggers=triggers,
+                            search_rows=conn.execute("SELECT count(*) FROM posts_search").fetchone()[0])  # type: ignore[index]
+    finally:
+        with psycopg.connect(_pg_dsn(url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {"executemany": many, "copy": copied}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20_000, help="posts to generate and import (default %(default)s)")
@@ -292,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-breakdown", action="store_true", help="skip the timed second import")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    from openear.settings import SENTIMENT_MODES
+
+    parser.add_argument("--mode", choices=SENTIMENT_MODES, default=None,
+                        help="sentiment mode of the pipeline (default: the workspace's sentiment_mode, fast)")
     parser.add_argument("--database-url", help="run on this PostgreSQL database instead of SQLite; it is EMPTIED "
                         "first (postgresql+psycopg://USER@HOST:PORT/DB)")
     args = parser.parse_args(argv)
@@ -316,16 +470,21 @@ def main(argv: list[str] | None = None) -> int:
         del rows
         rss_before = _rss_mib()
 
-        e2e = run_end_to_end(root, path, args.n)
+        e2e = run_end_to_end(root, path, args.n, args.mode)
         rss_e2e = _rss_mib()
         raw = run_raw_insert_pg(pg) if pg else run_raw_insert(root, e2e["db"])
-        stages = None if args.no_breakdown else run_breakdown(root, path, args.n)
+        bounds = run_store_insert_pg(root, pg) if pg else {"executemany": run_store_insert(root, e2e["db"])}
+        store_bound = bounds["executemany"] if bounds else None
+        stages = None if args.no_breakdown else run_breakdown(root, path, args.n, args.mode)
         rss_peak = _rss_mib()
 
         stats = e2e["stats"]
         print(f"openear pipeline benchmark  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-              + (f"PostgreSQL {_pg_version(pg)} (psycopg)" if pg else f"SQLite {sqlite3.sqlite_version}"))
+              + (f"PostgreSQL {_pg_version(pg)} (psycopg)" if pg else f"SQLite {sqlite3.sqlite_version}")
+              + ", load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        print(f"mode: {e2e['mode']}" + ("" if args.mode else " (the workspace's default)")
+              + f", sentiment model {e2e['sentiment_model']}")
         print(f"input: {args.n} synthetic posts, {size / 1e6:.1f} MB JSON Lines (generated in {gen_s:.1f} s)")
         print(f"run: read {stats['read']}, stored {stats['stored']}, withheld {stats['withheld']}, "
               f"rejected {sum(stats['rejected'].values())}, scrubbed {stats['scrubbed']}, invalid {stats['invalid']}")
@@ -336,6 +495,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{raw_name:<27} {raw['wall_s']:8.2f} s  {raw['rate']:10,.0f} rows/s "
               f"({raw['rows']} rows x {raw['columns']} columns, batches of {BATCH})")
         print(f"ratio raw / end to end:     {raw['rate'] / e2e['rate']:8.1f} x")
+        for key, how in (("executemany", "executemany"), ("copy", "COPY")):
+            bound = (bounds or {}).get(key)
+            if bound is None:
+                continue
+            name = f"store bound ({how}):"
+            ratio = f"ratio {'bound' if key == 'executemany' else how} / end to end:"
+            print(f"{name:<27} {bound['wall_s']:8.2f} s  {bound['rate']:10,.0f} rows/s "
+                  f"(posts of a fresh store, insert triggers: {', '.join(bound['triggers'])})")
+            print(f"{ratio:<27} {bound['rate'] / e2e['rate']:8.1f} x")
         stored = max(stats["stored"], 1)
         print(f"stored bytes per post:      {e2e['stored_bytes'] / stored:8,.0f} B "
               f"({e2e['stored_bytes'] / 1e6:.1f} MB for {stats['stored']} posts, labels, clusters, search index)")
@@ -360,8 +528,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  (not timed: {', '.join(stages['not_timed'])})")
         if args.json:
             e2e = {k: v for k, v in e2e.items() if k != "db"}
-            args.json.write_text(json.dumps({"n": args.n, "end_to_end": e2e, "raw": raw, "stages": stages,
-                                             "peak_rss_mib": rss_peak}, indent=2, default=str))
+            args.json.write_text(json.dumps({
+                "n": args.n, "mode": e2e["mode"], "mode_given": args.mode, "sentiment_model": e2e["sentiment_model"],
+                "database": "postgresql" if pg else "sqlite", "end_to_end": e2e, "raw": raw,
+                "store_bound": store_bound, "store_bound_copy": (bounds or {}).get("copy"), "stages": stages,
+                "peak_rss_mib": rss_peak, "load_average": os.getloadavg()}, indent=2, default=str))
     finally:
         if args.keep:
             print(f"kept {root}")
