@@ -164,6 +164,81 @@ def test_search_words_are_folded_exactly_as_the_python_evaluator_folds_them(pg_s
         assert [list(r[0]) for r in got] == [words(s) for s in samples]
 
 
+# Characters that make folding and splitting hard: separators of all kinds, accents, combining marks (some fold to
+# nothing, some are separators), letters that fold to other letters or stay, digits, emoji, CJK, astral letters.
+_HARD_CHARS = (
+    " \t\n-_'.,;!?¿¡—…/\u00a0\u2009\u3000\u200b\u2028aZz09ÁÉÍÓÚÑñüçÅøæœßẞİıǅǆﬁ½²ªº"
+    "\u0300\u0301\u0303\u0308\u0327\u0332\u0345\u036f\u1dc0\u20dd\ufe0f\u200d"
+    "ΣσςΩωДдЖж日本語한글العربيةहिन्दी😤👍🏽🇪🇸𝐀𝔞𐐀\U0001d7ce"
+)
+
+
+def _word_texts():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    from query._query_strategies import texts
+
+    anything = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+    return st.one_of(
+        st.just(""),
+        texts(),
+        st.text(st.sampled_from(_HARD_CHARS), max_size=40),
+        st.text(st.characters(min_codepoint=1, max_codepoint=127), max_size=40),  # the ASCII-only path
+        st.text(anything, max_size=40),
+    )
+
+
+def test_search_words_match_the_python_evaluator_on_any_text(pg_store: Store) -> None:
+    """``openear_words`` (0012) gives word for word what :func:`openear.query.text.words` gives, on random text."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from openear.query.text import words
+
+    with pg_store.connect() as conn:
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(st.lists(_word_texts(), min_size=1, max_size=12))
+        def check(samples: list[str]) -> None:
+            got = conn.execute(text("SELECT openear_words(t) FROM unnest(CAST(:s AS text[])) AS t"), {"s": samples})
+            assert [list(r[0]) for r in got] == [words(s) for s in samples]
+
+        check()
+        assert conn.execute(text("SELECT openear_words(NULL)")).scalar() is None  # STRICT, as the trigger expects
+
+
+def test_the_faster_words_migration_downgrades_to_the_same_words(pg_database) -> None:  # type: ignore[no-untyped-def]
+    """0012's downgrade puts back 0001's functions, which give the same words and documents as 0012's."""
+    import importlib.util
+
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    from openear.query.text import words
+    from openear.store import MIGRATIONS_DIR
+
+    spec = importlib.util.spec_from_file_location("m0012", MIGRATIONS_DIR / "versions" / "0012_faster_words.py")
+    assert spec is not None and spec.loader is not None
+    faster = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(faster)
+    samples = ["Me llegó la DESACTIVACIÓN", "straße 1ª x²", "e-mail http://x.com don't", "cafe\u0301 \u0301 x",
+               "ﬁ ǅ Ⅷ ½ İ ς Σ ẞ", "", "   ", "Waited 45 minutes 😤", "日本語のテキスト", "x" * 600 + " y"]
+    query = text("SELECT openear_words(t), openear_doc(openear_words(t))::text, "
+                 "pg_get_functiondef('openear_words(text)'::regprocedure) FROM unnest(CAST(:s AS text[])) AS t")
+    store = Store(pg_database())
+    with store.begin() as conn, Operations.context(MigrationContext.configure(conn)):
+        new = conn.execute(query, {"s": samples}).all()
+        faster.downgrade()
+        old = conn.execute(query, {"s": samples}).all()
+        faster.upgrade()
+        again = conn.execute(query, {"s": samples}).all()
+    assert [list(r[0]) for r in new] == [words(s) for s in samples]
+    assert [r[:2] for r in old] == [r[:2] for r in new] == [r[:2] for r in again]
+    assert "ORDER BY i" in old[0][2] and "ORDER BY i" not in new[0][2] and again[0][2] == new[0][2]
+    assert new[-1][1] == "'" + "x" * 500 + "' 'y'"  # lexemes are still cut to 500 characters
+    store.close()
+
+
 def test_the_index_follows_updates_and_kind(pg_store: Store) -> None:
     from sqlalchemy import update
 
