@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from labelled import TAILS, THEMES, invoke, labelled_store, write_labelled
+from openear.enrich.sentiment import load_sentiment
 from openear.reenrich import reenrich
 from openear.store.schema import labels, post_rollups, posts, runs
 
@@ -212,3 +213,25 @@ def test_reenrich_language_relabels_the_column_and_the_rollups_and_keeps_short_t
 
     again = invoke(workspace.home, "reenrich", "--since", "2026-11-01", "--only", "language", "--json")
     assert json.loads(again.output.strip().splitlines()[-1])["changed"] == {"lang": 0}
+
+
+def test_reenrich_all_scores_sentiment_with_the_new_language(db_url: str, workspace: Any) -> None:
+    """In ``all``, the sentiment of a post whose language changed is computed with the new language (the
+    sentiment models weigh languages apart), not with the one stored before."""
+    text = "la aplicación se cerró otra vez y perdí el pedido de la tarde, qué desastre"
+    ids = labelled_store(workspace, [{"id": "es", "text": text, "author": "a", "created_at": "2026-11-12T10:00:00Z"}],
+                         {}, source="s", mode="rules")
+    with workspace.store.begin() as conn:  # an older detector called it English, older models labelled it
+        conn.execute(posts.update().values(lang="en"))
+        conn.execute(labels.update().where(labels.c.name == "lang").values(value="en", enricher="lang-old@0"))
+        conn.execute(labels.update().where(labels.c.name == "sentiment").values(enricher="sentiment-old@0"))
+    model = load_sentiment("rules")
+    as_spanish, as_english = model.predict([text], ["es"])[0], model.predict([text], ["en"])[0]
+    assert as_spanish != as_english  # the language matters to the model, so the check below can tell
+
+    result = invoke(workspace.home, "reenrich", "--since", "2026-11-01", "--mode", "rules", "--json")
+    assert result.exit_code == 0, result.output
+    with workspace.store.connect() as conn:
+        got = conn.execute(select(labels.c.value, labels.c.score).where(
+            labels.c.post_id == ids["es"], labels.c.name == "sentiment")).one()
+    assert (got.value, round(got.score, 4)) == as_spanish
