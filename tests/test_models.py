@@ -222,6 +222,20 @@ def test_word_cached_tokenizer_matches_the_package() -> None:
             reference.encode(prepared, out_type=int, add_bos=True, add_eos=True), text
 
 
+def test_sentence_encoder_threads_follow_the_process_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """USE gets the process's CPUs (a Ray actor's OMP_NUM_THREADS), and the thread count does not move its output."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    encoder = SentenceEncoder(SentenceEncoder.installed()["version"])
+    texts = [text for text, _ in FIXED] * 20
+    backend = encoder.warm()._backend
+    assert backend.threads == 1
+    one = encoder.encode(texts)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert sentiment_mod._default_threads() == 3
+    backend.threads = 2
+    np.testing.assert_allclose(encoder.encode(texts), one, atol=1e-5)
+
+
 @given(st.lists(st.text(max_size=200), max_size=4), st.sampled_from(["en", "es", "other", ""]))
 @settings(max_examples=60, deadline=None)
 def test_fast_predict_never_crashes(texts: list[str], lang: str) -> None:

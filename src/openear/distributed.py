@@ -51,6 +51,7 @@ from openear.pipeline import (
     Stream,
     batches,
     count_rejection,
+    recorded_run,
     store_batch,
 )
 from openear.settings import Settings, SourceSpec
@@ -475,13 +476,7 @@ class BatchPipeline:
     ) -> tuple[int, RunStats]:
         """Process ``items`` from one source; returns ``(run_id, stats)``. Marks go to ``cursor`` (default: the
         source's own cursor)."""
-        self.store.declare_source(
-            spec.name, connector=spec.connector, visibility=spec.visibility, kind=spec.kind, country=spec.country
-        )
-        run_id = self.store.start_run(kind, spec.name)
-        stats = RunStats()
         window: deque[_Batch] = deque()
-        status = "failed"
 
         def send(b: _Batch, *, final: bool = False) -> None:
             if not b.posts and not b.deletions and not (final and b.cursor):
@@ -496,15 +491,12 @@ class BatchPipeline:
             while len(window) > 2 * self.engine.workers:
                 self._write(run_id, spec, window.popleft(), stats, progress, on_deleted)
 
-        try:
+        with recorded_run(self.store, spec, kind) as (run_id, stats):
             for batch, mark, final in batches(items, normalise, stats, self.batch_size, _Batch, cursor or spec.name):
                 batch.cursor = mark
                 send(batch, final=final)
             while window:
                 self._write(run_id, spec, window.popleft(), stats, progress, on_deleted)
-            status = "partial" if stats.invalid else "ok"
-        finally:
-            self.store.finish_run(run_id, stats, status)
         if self.after_run is not None and stats.stored:
             self.after_run(stats)
         return run_id, stats

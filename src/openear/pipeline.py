@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -99,6 +100,23 @@ def count_rejection(stats: RunStats, r: Rejection) -> None:
         stats.rejected[r.reason] = stats.rejected.get(r.reason, 0) + 1
 
 
+@contextmanager
+def recorded_run(store: Store, spec: SourceSpec, kind: str) -> Iterator[tuple[int, RunStats]]:
+    """Declare ``spec``'s source, open a run of ``kind`` and yield ``(run_id, stats)``; the run is finished with
+    ``stats`` and status ``ok`` (``partial`` when some items were invalid) or, when the body raises, ``failed``."""
+    store.declare_source(
+        spec.name, connector=spec.connector, visibility=spec.visibility, kind=spec.kind, country=spec.country
+    )
+    run_id = store.start_run(kind, spec.name)
+    stats = RunStats()
+    status = "failed"
+    try:
+        yield run_id, stats
+        status = "partial" if stats.invalid else "ok"
+    finally:
+        store.finish_run(run_id, stats, status)
+
+
 def store_batch(store: Store, run_id: int, source: str, enriched: list[EnrichedPost], rejections: list[Rejection],
                 cursor: tuple[str, str] | None, deletions: dict[str, None], stats: RunStats,
                 on_deleted: Callable[[int], None] | None) -> None:
@@ -184,13 +202,7 @@ class Pipeline:
         of the same item earlier in the batch, so the stream's order wins); ``on_deleted`` gets each batch's count
         of posts deleted.
         """
-        self.store.declare_source(
-            spec.name, connector=spec.connector, visibility=spec.visibility, kind=spec.kind, country=spec.country
-        )
-        run_id = self.store.start_run(kind, spec.name)
-        stats = RunStats()
-        status = "failed"
-        try:
+        with recorded_run(self.store, spec, kind) as (run_id, stats):
             new = partial(_Guarded, self.guard, spec.visibility, stats)
             for batch, mark, final in batches(items, normalise, stats, self.batch_size, new, spec.name):
                 # the last batch, even empty, may still have a mark to save; progress hears of every batch
@@ -200,9 +212,6 @@ class Pipeline:
                                 stats, on_deleted)
                 if progress:
                     progress(batch.read)
-            status = "partial" if stats.invalid else "ok"
-        finally:
-            self.store.finish_run(run_id, stats, status)
         if self.after_run is not None and stats.stored:
             self.after_run(stats)
         return run_id, stats
