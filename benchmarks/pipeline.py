@@ -20,7 +20,9 @@
    trigger in place; its ``runs`` and ``clusters`` rows are copied first, untimed, for the foreign keys), with all
    the store's pragmas (foreign_keys too): the store bound, what ``posts`` alone costs with its triggers.
 
-Prints the rates, their ratios to end to end, the breakdown and peak RSS. ``--json PATH`` also writes the figures
+Prints the rates, their ratios to end to end, the breakdown and peak RSS, and the CPU time the end-to-end import
+used (``time.process_time``: all of this process's threads), per post, with the rate it would cap a perfectly
+parallel pipeline at on this machine's cores (JSON ``end_to_end.cpu_s``). ``--json PATH`` also writes the figures
 as JSON (the keys of earlier versions, plus ``mode``, ``mode_given``, ``sentiment_model``, ``database``,
 ``store_bound``, ``store_bound_copy`` (PostgreSQL only, else null) and ``load_average``).
 
@@ -167,15 +169,15 @@ def run_end_to_end(root: Path, path: Path, n: int, mode: str | None = None) -> d
         # import_file(mode=...) builds its pipeline the same way; built here so that start-up is timed apart
         pipe = Pipeline.for_settings(settings, store, mode=mode)
         startup = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _, stats = import_file(settings, store, path, "jsonl", _spec(), pipeline=pipe)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         db_path = Path(settings.database_url.split("///", 1)[-1])
         stored_bytes = _stored_bytes(store)
     finally:
         store.close()
-    return {"startup_s": startup, "wall_s": wall, "rate": n / wall, "stats": stats.as_dict(), "db": db_path,
-            "stored_bytes": stored_bytes, "mode": pipe.enrichment.mode,
+    return {"startup_s": startup, "wall_s": wall, "rate": n / wall, "cpu_s": cpu, "stats": stats.as_dict(),
+            "db": db_path, "stored_bytes": stored_bytes, "mode": pipe.enrichment.mode,
             "sentiment_model": str(getattr(pipe.enrichment.sentiment, "enricher", type(pipe.enrichment.sentiment)))}
 
 
@@ -491,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"pipeline start-up (models, deduper warm-up): {e2e['startup_s']:8.2f} s")
         print(f"end to end (import_file):   {e2e['wall_s']:8.2f} s  {e2e['rate']:10,.0f} posts/s")
+        cpu_us = 1e6 * e2e["cpu_s"] / args.n
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        print(f"CPU of this process:        {e2e['cpu_s']:8.2f} s  {cpu_us:10,.0f} us/post (all its threads"
+              + ("; the PostgreSQL server's own work is not in it" if pg else "")
+              + f"): at most {cores * 1e6 / cpu_us:,.0f} posts/s on {cores} cores even if every stage ran in parallel")
         raw_name = f"raw {'PostgreSQL' if pg else 'SQLite'} executemany:"
         print(f"{raw_name:<27} {raw['wall_s']:8.2f} s  {raw['rate']:10,.0f} rows/s "
               f"({raw['rows']} rows x {raw['columns']} columns, batches of {BATCH})")
