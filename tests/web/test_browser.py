@@ -237,3 +237,24 @@ def test_admin_pages(web: Any, server: str, browser: Any, tmp_path: Path) -> Non
     assert "120 days" in page.locator("main").inner_text()
     assert dialogs == [] and errors == []
     ctx.close()
+
+
+PHONE_PAGES = ["/", "/posts", "/cases", "/alerts", "/reports", "/teams", "/sources", "/admin/users", "/admin/audit"]
+
+
+def test_every_page_fits_a_phone_screen(web: Any, server: str, browser: Any, tmp_path: Path) -> None:
+    """At 390 px an admin's navigation wraps and wide tables scroll in their own box: no page scrolls sideways."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = ctx.new_page()
+    _sign_in(page, server, "admin", web.password)
+    too_wide = {}
+    for path in PHONE_PAGES:
+        page.goto(server + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 390:
+            too_wide[path] = width
+    nav = page.get_by_role("navigation", name="Main").bounding_box()
+    assert nav is not None and nav["x"] + nav["width"] <= 390
+    _shot(page, tmp_path, "17-audit-phone")
+    assert too_wide == {}, f"pages wider than the phone's screen: {too_wide}"
+    ctx.close()

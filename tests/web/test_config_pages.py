@@ -105,6 +105,17 @@ def test_a_missing_credential_is_a_warning_not_an_error(web: Any, monkeypatch: p
     assert "warning=" in r.headers["location"] and "credential" in r.headers["location"]
 
 
+def test_declaring_an_import_only_source_starts_from_what_its_imports_recorded(web: Any) -> None:
+    """Declaring a consented forum export prefills files/consented/GB, never the blank form's public RSS feed."""
+    web.store.declare_source("forum-export", connector="files", visibility="consented", kind="social", country="GB")
+    html = web.login("admin").get("/sources/new", params={"name": "forum-export"}).text
+    selected = dict(re.findall(r'<select id="(\w+)" name="\w+">.*?<option value="(\w+)" selected>', html, re.S))
+    assert selected == {"connector": "files", "visibility": "consented", "kind": "social"}
+    assert 'name="country" type="text" maxlength="20" value="GB"' in html
+    blank = web.login("admin").get("/sources/new", params={"name": "brand-new"}).text  # nothing recorded: defaults
+    assert re.search(r'<option value="public" selected>', blank) and 'value="brand-new"' in blank
+
+
 def test_only_admins_change_sources_and_cross_site_posts_are_refused(web: Any) -> None:
     for role in ("viewer", "analyst", "owner"):
         assert web.login(role).post("/sources/new", data={**RSS, "version": _version(web)}).status_code == 403

@@ -26,10 +26,15 @@ def test_overview_shows_totals_chart_splits_clusters_and_guard_counts(web: Any) 
     m = re.search(r'<img src="data:image/svg\+xml;base64,([^"]+)"', html)
     assert m, "the volume chart is missing"
     assert base64.b64decode(m.group(1)).decode().lstrip().startswith("<svg")
+    assert 'alt="Stacked chart of posts per day' in html  # bars or areas, never a line chart
     for heading in ("Sentiment", "Languages", "Top clusters", "Privacy guard"):
         assert heading in html
     guard = re.search(r'<dl class="guard">(.*?)</dl>', html, re.S).group(1)  # type: ignore[union-attr]
     assert re.findall(r"<dd>(\d+)</dd>", guard) == ["1", "1", "2"]  # withheld, rejected, scrubbed
+    by_reason = html.split("<summary>By reason</summary>")[1].split("</details>")[0]
+    reasons = re.findall(r"<tr><td>\w+</td><td>([^<]+)</td>", by_reason)
+    assert "Organising or collective action" in reasons and "Phone number" in reasons  # words, as in reports
+    assert not any("_" in r or r.islower() for r in reasons), reasons  # never a code such as collective_action
     assert "Missing tips" in html or "Tips are missing" in html  # the p4/p5 cluster
     assert 'href="/posts/' not in html  # a viewer gets no links into posts
 
@@ -51,10 +56,19 @@ def test_overview_shows_emerging_topics_and_links_their_posts_only_for_readers(w
 
     day = datetime.now(UTC).date().isoformat()
     with web.store.begin() as conn:
-        conn.execute(topics.insert().values(
-            day=day, rank=1, window_days=7, terms=json.dumps(["e-bike", "battery", "swap"]), n_posts=9,
-            n_previous=1, score=5.0, post_ids=json.dumps([web.ids["p1"]]), created_at=datetime.now(UTC),
-        ))
+        conn.execute(
+            topics.insert().values(
+                day=day,
+                rank=1,
+                window_days=7,
+                terms=json.dumps(["e-bike", "battery", "swap"]),
+                n_posts=9,
+                n_previous=1,
+                score=5.0,
+                post_ids=json.dumps([web.ids["p1"]]),
+                created_at=datetime.now(UTC),
+            )
+        )
     analyst = web.login("analyst").get("/").text
     assert "e-bike, battery, swap" in analyst and f'href="/posts/{web.ids["p1"]}">post 1' in analyst
     viewer = web.login("viewer").get("/").text
@@ -74,8 +88,15 @@ def test_overview_figures_follow_new_posts_at_once(web: Any) -> None:
 
     before = shown()
     assert shown() == before and web.store.aggregates.hits >= 1  # the second view came from the cache
-    post = Post(source="test-source", external_id="fresh-1", platform="reddit", kind="social", visibility="public",
-                created_at=datetime.now(UTC) - timedelta(hours=1), text="The app logs me out at every pickup")
+    post = Post(
+        source="test-source",
+        external_id="fresh-1",
+        platform="reddit",
+        kind="social",
+        visibility="public",
+        created_at=datetime.now(UTC) - timedelta(hours=1),
+        text="The app logs me out at every pickup",
+    )
     verdict = Guard(b"k" * 32).check(post, "public")
     assert verdict.post is not None
     web.store.write_batch(web.store.start_run("import", "test-source"), Enrichment().enrich([verdict.post]))
@@ -126,6 +147,15 @@ def test_search_ignores_query_syntax(web: Any) -> None:
     c = web.login("analyst")
     for term in ('"unbalanced', "app AND", "NEAR(", "*", "text:app OR 1=1 --"):
         assert c.get("/posts", params={"q": term}).status_code == 200, term
+
+
+def test_an_unreadable_search_says_so_instead_of_zero_matches(web: Any) -> None:
+    """A query that cannot be parsed is not "0 posts match": the page says why and offers no export that would fail."""
+    html = web.login("analyst").get("/posts", params={"q": "app AND"}).text
+    assert "expected a term" in html and "could not be read" in html
+    assert "0 posts match" not in html and "No posts match" not in html
+    assert "/posts/export?" not in html
+    assert "/posts/export?" in web.login("analyst").get("/posts", params={"q": "app"}).text
 
 
 def test_withheld_and_rejected_items_are_nowhere(web: Any) -> None:

@@ -49,6 +49,9 @@ def test_case_page_shows_history_and_posts_to_post_readers_only(case_web: Any) -
     analyst = case_web.login("analyst").get(path).text
     assert "Tips are missing" in analyst and "&lt;script&gt;" in analyst and "<script>alert" not in analyst
     assert "Opened for Payments" in analyst and ("Change status" in analyst) == ("analyst" in TRIAGE_ROLES)
+    admin = case_web.login("admin").get(path).text  # a new case: "Move to" offers the lifecycle's next step first
+    moves = re.search(r'<select id="status" name="status">(.*?)</select>', admin, re.S).group(1)  # type: ignore[union-attr]
+    assert re.findall(r'<option value="(\w+)"', moves) == ["investigating", "escalated", "resolved", "dismissed"]
     owner = case_web.login("owner").get(path).text  # owners see their team's case, not the posts' text
     assert "Tips are missing" not in owner and "not the posts" in owner
     assert case_web.login("owner").get("/cases/9999").status_code == 404
@@ -90,6 +93,9 @@ def test_owners_open_cases_for_their_own_teams_only(case_web: Any) -> None:
     refused = owner.post("/cases", data={"cluster_id": str(crash_cluster)})
     assert refused.status_code == 403 and "own teams" in refused.text
     assert owner.post("/cases", data={"post_id": str(case_web.ids["p4"])}).status_code == 403  # posts: readers only
+    board = owner.get("/cases").text  # so the owner's form offers no post id field, only the cluster id
+    assert 'name="cluster_id"' in board and 'name="post_id"' not in board
+    assert 'name="post_id"' in case_web.login("analyst").get("/cases").text
     with case_web.store.connect() as conn:
         assert len(triage.list_cases(conn)) == before  # nothing was opened
 
@@ -133,9 +139,24 @@ def test_alerts_page_lists_and_acknowledges(case_web: Any) -> None:
     assert "Spike in App issue: 19 posts on" in html and "&lt;b&gt;late" in html and "<b>late" not in html
     assert "Spike in Pay and tips" in html and "Spike in lang es" in html
     assert f'href="/cases/{t.other_case}"' in html
+    assert "1 post, 0 clusters" in html and "2 posts, 0 clusters" in html  # not "1 posts"
     assert re.search(rf'action="/alerts/{t.other_alert}/ack"', html)
     assert case_web.login("admin").post(f"/alerts/{t.other_alert}/ack").status_code == 303
     assert "acknowledged" in case_web.login("admin").get("/alerts").text
+
+
+def test_nav_and_overview_link_only_to_cases_and_alerts_the_user_may_open(case_web: Any) -> None:
+    """A viewer gets no Cases or Alerts link (both answer 403); the overview's spike alerts link an owner to their
+    team's case only (another team's answers 404), and an analyst to every case."""
+    t = case_web.t
+    viewer = case_web.login("viewer").get("/").text
+    assert 'href="/cases"' not in viewer and 'href="/alerts"' not in viewer and 'href="/cases/' not in viewer
+    owner = case_web.login("owner").get("/").text
+    assert 'href="/cases"' in owner and 'href="/alerts"' in owner
+    assert f'href="/cases/{t.own_case}"' in owner and f'href="/cases/{t.other_case}"' not in owner
+    assert case_web.login("owner").get(f"/cases/{t.other_case}").status_code == 404
+    analyst = case_web.login("analyst").get("/").text
+    assert f'href="/cases/{t.own_case}"' in analyst and f'href="/cases/{t.other_case}"' in analyst
 
 
 def test_owners_see_and_acknowledge_only_their_teams_alerts(case_web: Any) -> None:

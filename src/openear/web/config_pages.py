@@ -99,10 +99,25 @@ def _save(request: Request, values: dict[str, str], original: str | None) -> Res
     return RedirectResponse(target, status_code=303)
 
 
+def _imported(request: Request, name: str) -> dict[str, str]:
+    """What imports recorded for an import-only source (connector, visibility, kind, country), to prefill its
+    declaration: "Declare" on a consented forum export must not start as a public RSS feed."""
+    if not name:
+        return {}
+    with _store(request).connect() as conn:
+        row = conn.execute(select(schema.sources).where(schema.sources.c.name == name[:200])).mappings().first()
+    if row is None:
+        return {}
+    known = {"connector": sources_config.CONNECTORS, "visibility": VISIBILITIES, "kind": KINDS}
+    values = {k: row[k] for k, allowed in known.items() if row[k] in allowed}
+    return {**values, **({"country": row["country"]} if row["country"] else {})}
+
+
 @router.get("/sources/new", include_in_schema=False, dependencies=[Depends(requires("sources.write"))])
 def source_new(request: Request, name: str = "") -> Response:
-    """The form to declare a source (``name`` prefilled when declaring an import-only source)."""
-    return _source_form(request, original=None, values=_blank(request, name))
+    """The form to declare a source (an import-only source's ``name``, connector, visibility, kind and country
+    prefilled from what its imports recorded)."""
+    return _source_form(request, original=None, values={**_blank(request, name), **_imported(request, name)})
 
 
 @router.post("/sources/new", include_in_schema=False, dependencies=[Depends(requires("sources.write"))])

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from openear import audit
 from openear.models import KINDS, SENTIMENTS
@@ -27,7 +27,7 @@ from openear.store import Store
 from openear.store import queries as q
 from openear.topics import latest_topics
 from openear.web import auth, labeling, overrides, saved
-from openear.web.roles import can, requires
+from openear.web.roles import can, may_access_team_object, requires
 from openear.web.search import SearchError, find_posts
 
 __all__ = ["PAGE_SIZE", "POST_READERS", "RANGES", "router"]
@@ -134,8 +134,13 @@ def _all_time() -> q.Period:
 
 
 def _guard_totals(summary: dict[str, Any]) -> dict[str, Any]:
+    """The guard's counts, with each reason in words ("Contact with researchers or journalists"), as reports say."""
+    from openear.charts import reason_label
+
     reasons = [
-        (action, reason, n) for action in ("withheld", "rejected", "scrubbed") for reason, n in summary[action].items()
+        (action, reason_label(reason), n)
+        for action in ("withheld", "rejected", "scrubbed")
+        for reason, n in summary[action].items()
     ]
     return {
         "withheld": sum(summary["withheld"].values()),
@@ -283,16 +288,24 @@ def _overview_period(since: str, until: str) -> tuple[str, str, q.Period, str | 
     return since, until, period, None
 
 
-def _spikes(conn: Any, period: q.Period, limit: int = 6) -> list[dict[str, Any]]:
-    """Open spike alerts whose bucket falls in the period, newest first (aggregate counts only)."""
+def _spikes(conn: Any, period: q.Period, user: auth.User, limit: int = 6) -> list[dict[str, Any]]:
+    """Open spike alerts whose bucket falls in the period, newest first (aggregate counts only). Each links its case
+    only for a user who may open that case (an owner: their teams' cases), never to a page that answers 404."""
     from openear import alerts
+    from openear.store.schema import cases
 
     since, until = period.since.replace(tzinfo=None), period.until.replace(tzinfo=None)
     rows = [a for a in alerts.list_alerts(conn, status="open", limit=200) if since <= a["bucket_start"] < until]
-    return [
-        {"what": alerts.describe(a), "score": a["score"], "when": _when(a["created_at"]), "case_id": a.get("case_id")}
-        for a in rows[:limit]
-    ]
+    spikes = []
+    for a in rows[:limit]:
+        case_id = a.get("case_id")
+        if case_id is not None:
+            team = conn.execute(select(cases.c.team).where(cases.c.id == case_id)).scalar()
+            case_id = case_id if may_access_team_object(user, team) else None
+        spikes.append(
+            {"what": alerts.describe(a), "score": a["score"], "when": _when(a["created_at"]), "case_id": case_id}
+        )
+    return spikes
 
 
 def _overview_figures(conn: Any, period: q.Period) -> dict[str, Any]:
@@ -320,7 +333,7 @@ def overview(request: Request, since: str = "30d", until: str = "") -> Response:
         # after a write (the cache checks the store's data version).
         key = ("overview", since, until, int(time.time() // 60))
         figures = store.aggregates.get(conn, key, lambda: _overview_figures(conn, period))
-        spikes = _spikes(conn, period)
+        spikes = _spikes(conn, period, user)
         emerging = latest_topics(conn, on_or_before=period.last_day, not_before=period.first_day)
     clusters, totals, volume = figures["clusters"], figures["totals"], figures["volume"]
     sentiment, languages, sources, guard = figures["sentiment"], figures["lang"], figures["source"], figures["guard"]

@@ -88,6 +88,7 @@ def cases_board(request: Request, team: str = "") -> Response:
         team=team,
         teams=teams,
         can_triage=_can_triage(user),
+        reads_posts=can(user, "posts.read"),  # only they may flag a single post: owners flag clusters
         tones=PRIORITY_TONE,
         priorities=triage.PRIORITIES,
     )
@@ -149,7 +150,8 @@ def case_page(request: Request, case_id: ObjectId) -> Response:
         reads_posts=reads_posts,
         can_triage=_can_triage(user),
         opened=_when(case["created_at"]),
-        next_statuses=sorted(triage.TRANSITIONS[case["status"]]),
+        # in the lifecycle's order, so that the preselected choice is the next step, never "dismissed"
+        next_statuses=[s for s in triage.STATUSES if s in triage.TRANSITIONS[case["status"]]],
         priorities=triage.PRIORITIES,
         tones=PRIORITY_TONE,
     )
