@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
-from openear import alerts
+from openear import alerts, triage
+from openear.channels import Outbox
 from openear.store.schema import alerts as alerts_table
+from openear.store.schema import case_events, case_posts, cases
 from openear.triage.config import AlertConfig
 
 NOW = datetime(2026, 11, 30, 6, 0)  # a Monday morning
@@ -79,6 +81,11 @@ def test_top_terms_are_what_the_spike_talks_about() -> None:
 
 # -- on a store ---------------------------------------------------------------------------------------------------
 def _rows(ws: Any) -> None:
+    ws.import_rows(_spiky_rows())
+
+
+def _spiky_rows() -> list[dict[str, Any]]:
+    """35 quiet days (3 posts a weekday, 1 a weekend day) and 25 posts about a crashing app 3 days before NOW."""
     rnd = random.Random(5)
     rows = []
     i = 0
@@ -103,7 +110,7 @@ def _rows(ws: Any) -> None:
                 }
             )
             i += 1
-    ws.import_rows(rows)
+    return rows
 
 
 @pytest.fixture
@@ -130,6 +137,66 @@ def test_detect_finds_the_injected_spike_links_posts_and_respects_cooldown(spiky
         assert alerts.acknowledge(conn, a["id"], actor="ana") and not alerts.acknowledge(conn, 999, actor="ana")
         assert alerts.list_alerts(conn)[0]["status"] == "acknowledged"
         assert "Spike in source test-source: 25 posts on" in alerts.describe(a)
+
+
+def _import_without_triage(ws: Any, rows: list[dict[str, Any]], name: str) -> None:
+    """Import as ``import_rows`` does, minus the triage pass after the run (it would use the real clock)."""
+    from openear.pipeline import Pipeline, import_file
+    from openear.settings import SourceSpec
+
+    pipe = Pipeline.for_settings(ws.settings, ws.store, mode="rules")
+    pipe.after_run = None
+    spec = SourceSpec("test-source", connector="files", visibility="public", kind="social")
+    import_file(ws.settings, ws.store, ws.write_jsonl(name, rows), "jsonl", spec, pipeline=pipe)
+
+
+def test_an_alert_and_its_case_follow_posts_that_reach_its_bucket_later(workspace: Any) -> None:
+    """A second source's run (or a late feed) adds posts to a bucket already alerted: the alert's counts, posts and
+    terms follow, its case gets the posts and the new count in its title, and nobody is alerted twice."""
+    workspace.store.migrate()
+    rows = _spiky_rows()
+    spike = [r for r in rows if "crashing" in r["text"]]
+    late = {r["id"] for r in spike[8:]}
+    _import_without_triage(workspace, [r for r in rows if r["id"] not in late], "first.jsonl")
+    cfg = triage.parse_triage({"alerts": {"dimensions": ["category"], "granularities": ["day"]}})
+    first = triage.run(workspace.store, cfg, now=NOW, notifier=Outbox())
+    assert [(a["value"], a["observed"]) for a in first.alerts] == [("app_issue", 8)]
+    alert, case_id = first.alerts[0], first.alerts[0]["case_id"]
+    with workspace.store.connect() as conn:
+        assert "8 posts" in conn.execute(select(cases.c.title).where(cases.c.id == case_id)).scalar()
+
+    _import_without_triage(workspace, [r for r in rows if r["id"] in late], "late.jsonl")
+    box = Outbox()
+    second = triage.run(workspace.store, cfg, now=NOW, notifier=box)
+    assert second.alerts == []  # recounted, not raised again
+    assert not [m for _, m in box.sent if m.subject.startswith("[openear] Spike")]
+    # the case grew from 8 to 25 posts at once: the volume rule now escalates it to management
+    assert [(t.name, m.fields["rule"]) for t, m in box.sent] == [("Management", "volume")]
+    assert [(a["id"], a["observed"], a["previous"]) for a in second.refreshed] == [
+        (alert["id"], 25, alerts.describe(alert))
+    ]
+    with workspace.store.connect() as conn:
+        stored = alerts.get_alert(conn, alert["id"])
+        assert stored["observed"] == 25 and len(stored["post_ids"]) == 25 and stored["expected"] == alert["expected"]
+        assert stored["score"] > alert["score"] and stored["status"] == "open"
+        linked = set(conn.execute(select(case_posts.c.post_id).where(case_posts.c.case_id == case_id)).scalars())
+        assert set(stored["post_ids"]) <= linked
+        title = conn.execute(select(cases.c.title).where(cases.c.id == case_id)).scalar()
+        assert title == alerts.describe(stored) and "25 posts" in title
+        kinds = list(conn.execute(select(case_events.c.kind).where(case_events.c.case_id == case_id)).scalars())
+        assert kinds.count("retitled") == 1
+
+    # nothing new: nothing changes; an analyst's own title is never overwritten
+    assert triage.run(workspace.store, cfg, now=NOW, notifier=Outbox()).refreshed == []
+    with workspace.store.begin() as conn:
+        conn.execute(cases.update().where(cases.c.id == case_id).values(title="Scanner crash after 4.2 update"))
+    _import_without_triage(workspace, [{**spike[0], "id": "one-more", "author": "z"}], "more.jsonl")
+    third = triage.run(workspace.store, cfg, now=NOW, notifier=Outbox())
+    assert [a["observed"] for a in third.refreshed] == [26]
+    with workspace.store.connect() as conn:
+        assert conn.execute(select(cases.c.title).where(cases.c.id == case_id)).scalar() == (
+            "Scanner crash after 4.2 update"
+        )
 
 
 def test_quiet_series_raise_no_alert(spiky: Any) -> None:

@@ -9,7 +9,9 @@ count (sensitivity presets in :data:`openear.triage.config.SENSITIVITY`). After 
 quiet for ``cooldown_hours``. :func:`mean_sigma_peak` is the common mean + 3σ peak detector, kept for the
 benchmark (``benchmarks/alerts.py``).
 
-An alert links the posts and clusters that drove it and the terms most over-represented in them. Alerts are per
+An alert links the posts and clusters that drove it and the terms most over-represented in them. While its bucket
+is in the scan window, :func:`refresh` recounts it when posts arrive later (another source's run, a late feed, a
+backfill): the counts, posts and terms follow the store, and nobody is told again. Alerts are per
 category, source or language: never per author (guardrail 5).
 """
 
@@ -39,6 +41,7 @@ __all__ = [
     "is_spike",
     "list_alerts",
     "mean_sigma_peak",
+    "refresh",
     "seasonal_baseline",
     "top_terms",
 ]
@@ -189,8 +192,7 @@ def detect(
     for gran in cfg.granularities:
         step = STEP[gran]
         end = _floor(t, gran)
-        hist_n = cfg.history_days if gran == "day" else min(cfg.history_days, 28) * 24
-        scan_n = cfg.lookback_days * (1 if gran == "day" else 24)
+        hist_n, scan_n = _windows(cfg, gran)
         start = end - step * (hist_n + scan_n)
         rows = _series_rows(conn, start, end)
         series: dict[tuple[str, str], list[int]] = {}
@@ -229,8 +231,75 @@ def _last_alert(conn: Connection, dim: str, val: str, gran: str) -> datetime | N
     ).scalar()
 
 
+_COLUMNS = {"category": posts.c.category, "source": posts.c.source, "lang": posts.c.lang}
+
+
+def refresh(conn: Connection, cfg: AlertConfig, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Recount the stored alerts whose bucket is still in the scan window of :func:`detect`.
+
+    Posts of a bucket can arrive after its alert: another source's run a minute later, a late feed, a backfill. The
+    alert's observed count, expected count, score, posts, clusters and terms then follow the store (its status
+    does not change, and nobody is told again). Returns the alerts that changed, each with ``previous``: its
+    description before the change (:func:`describe`).
+    """
+    t = _naive(now)
+    changed: list[dict[str, Any]] = []
+    for gran in cfg.granularities:
+        step = STEP[gran]
+        end = _floor(t, gran)
+        hist_n, scan_n = _windows(cfg, gran)
+        stored = conn.execute(
+            select(alerts).where(
+                alerts.c.granularity == gran, alerts.c.bucket_start >= end - step * scan_n, alerts.c.bucket_start < end
+            )
+        ).mappings().all()
+        for row in stored:
+            col, bucket = _COLUMNS[row["dimension"]], row["bucket_start"]
+            since = bucket - step * hist_n
+            counts = [0] * (hist_n + 1)
+            for created in conn.execute(
+                select(posts.c.created_at).where(
+                    col == row["value"], posts.c.created_at >= since, posts.c.created_at < bucket + step
+                )
+            ).scalars():
+                idx = int((created - since) / step)
+                if 0 <= idx <= hist_n:
+                    counts[idx] += 1
+            if counts[hist_n] == row["observed"]:
+                continue
+            base = seasonal_baseline(counts[:hist_n], PERIODS[gran])
+            spike = Spike(row["dimension"], row["value"], gran, bucket, counts[hist_n], base.expected,
+                          (counts[hist_n] - base.expected) / base.sigma)
+            values = _evidence(conn, spike)
+            conn.execute(update(alerts).where(alerts.c.id == row["id"]).values(**values))
+            before = _decode(dict(row))
+            changed.append({**before, **_decode(values), "previous": describe(before)})
+    return changed
+
+
+def _windows(cfg: AlertConfig, gran: str) -> tuple[int, int]:
+    """Buckets of history behind each scanned bucket, and buckets scanned (the last ``lookback_days``)."""
+    hist_n = cfg.history_days if gran == "day" else min(cfg.history_days, 28) * 24
+    return hist_n, cfg.lookback_days * (1 if gran == "day" else 24)
+
+
 def _store(conn: Connection, s: Spike, now: datetime) -> dict[str, Any]:
-    col = {"category": posts.c.category, "source": posts.c.source, "lang": posts.c.lang}[s.dimension]
+    values = {
+        "dimension": s.dimension,
+        "value": s.value,
+        "granularity": s.granularity,
+        "bucket_start": s.bucket_start,
+        "status": "open",
+        "created_at": now,
+        **_evidence(conn, s),
+    }
+    values["id"] = int(conn.execute(insert(alerts).values(**values)).inserted_primary_key[0])
+    return _decode(values)
+
+
+def _evidence(conn: Connection, s: Spike) -> dict[str, Any]:
+    """What an alert says about its bucket: counts, score, and the posts, clusters and terms that drove it."""
+    col = _COLUMNS[s.dimension]
     end = s.bucket_start + STEP[s.granularity]
     rows = conn.execute(
         select(posts.c.id, posts.c.cluster_id, posts.c.title, posts.c.text)
@@ -247,24 +316,16 @@ def _store(conn: Connection, s: Spike, now: datetime) -> dict[str, Any]:
         .limit(2000)
     ).all()
     clusters = Counter(r.cluster_id for r in rows if r.cluster_id is not None)
-    values = {
-        "dimension": s.dimension,
-        "value": s.value,
-        "granularity": s.granularity,
-        "bucket_start": s.bucket_start,
+    return {
         "observed": s.observed,
         "expected": round(s.expected, 3),
         "score": round(s.score, 3),
-        "status": "open",
-        "created_at": now,
         "terms": json.dumps(
             top_terms([f"{r.title or ''} {r.text}" for r in rows], [f"{r.title or ''} {r.text}" for r in background])
         ),
         "post_ids": json.dumps([r.id for r in rows][:MAX_POSTS]),
         "cluster_ids": json.dumps([c for c, n in clusters.most_common(20) if n >= 2]),  # repeated stories
     }
-    values["id"] = int(conn.execute(insert(alerts).values(**values)).inserted_primary_key[0])
-    return _decode(values)
 
 
 def top_terms(texts: Sequence[str], background: Sequence[str], limit: int = 8) -> list[str]:

@@ -1206,6 +1206,7 @@ def cases_sync(ctx: typer.Context, as_json: JsonOption = False) -> None:
         result = triage.run(store, cfg)  # type: ignore[arg-type]
     summary = {
         "opened": result.opened, "attached": result.attached, "alerts": [a["id"] for a in result.alerts],
+        "refreshed": [a["id"] for a in result.refreshed],
         "escalated": [e.case_id for e in result.escalations],
         "deliveries": [{"channel": d.channel, "team": d.team, "status": d.status} for d in result.deliveries],
     }
@@ -1213,7 +1214,8 @@ def cases_sync(ctx: typer.Context, as_json: JsonOption = False) -> None:
         print(json.dumps(summary))
     else:
         console.print(f"Opened {len(result.opened)} cases, attached {result.attached} posts, "
-                      f"{len(result.alerts)} new alerts, escalated {len(result.escalations)} cases.")
+                      f"{len(result.alerts)} new alerts ({len(result.refreshed)} recounted), "
+                      f"escalated {len(result.escalations)} cases.")
 
 
 @alerts_app.command("list")

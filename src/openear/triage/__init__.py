@@ -92,6 +92,7 @@ class SyncResult:
     attached: int = 0
     escalations: list[Escalation] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    refreshed: list[dict[str, Any]] = field(default_factory=list)  # alerts recounted as their bucket grew
     deliveries: list[Any] = field(default_factory=list)
 
 
@@ -558,6 +559,25 @@ def case_for_alert(conn: Connection, cfg: TriageConfig, alert: dict[str, Any], *
     return case_id
 
 
+def follow_alerts(conn: Connection, cfg: TriageConfig, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Recount the alerts whose bucket got posts after them (:func:`openear.alerts.refresh`); a case an alert opened
+    gets the new posts, and its title the new count while it still reads as the alert described itself."""
+    from openear.alerts import describe, refresh
+
+    t = _naive(now)
+    changed = refresh(conn, cfg.alerts, now=t)
+    for a in changed:
+        if a.get("case_id") is None:
+            continue
+        actor = f"alert:{a['id']}"
+        link(conn, a["case_id"], actor=actor, now=t, post_ids=a["post_ids"])
+        title = conn.execute(select(cases.c.title).where(cases.c.id == a["case_id"])).scalar()
+        if title == a["previous"] and title != describe(a):
+            conn.execute(update(cases).where(cases.c.id == a["case_id"]).values(title=describe(a), updated_at=t))
+            _event(conn, a["case_id"], t, actor, "retitled", {"from": title, "to": describe(a)})
+    return changed
+
+
 def run(store: Any, cfg: TriageConfig, *, now: datetime | None = None, notifier: Any = None) -> SyncResult:
     """One pass: attach new cluster posts, apply case rules, detect spikes (opening cases for category spikes),
     escalate, then notify owners of alerts and the management group of escalations (deliveries are recorded)."""
@@ -569,6 +589,7 @@ def run(store: Any, cfg: TriageConfig, *, now: datetime | None = None, notifier:
     with store.begin() as conn:
         result.attached = attach_new_posts(conn, now=t)
         result.opened = apply_case_rules(conn, cfg, now=t)
+        result.refreshed = follow_alerts(conn, cfg, now=t)
         result.alerts = alerts_mod.detect(conn, cfg.alerts, now=t)
         for a in result.alerts:
             if a["dimension"] == "category" and a["granularity"] == "day" and cfg.alerts.open_cases:
@@ -606,6 +627,7 @@ def check_alerts(store: Any, cfg: TriageConfig, *, now: datetime | None = None, 
 
     t = _naive(now)
     with store.begin() as conn:
+        follow_alerts(conn, cfg, now=t)
         found = alerts_mod.detect(conn, cfg.alerts, now=t)
         for a in found:
             if a["dimension"] == "category" and a["granularity"] == "day" and cfg.alerts.open_cases:
