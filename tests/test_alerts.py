@@ -233,3 +233,22 @@ def test_cli_lists_alerts_and_cases_as_json(spiky: Any) -> None:
     assert [e["kind"] for e in shown["events"]][-3:] == ["status", "assigned", "note"]
     bad = runner.invoke(app, [*home, "cases", "status", str(case_id), "new"])
     assert bad.exit_code == 2 and "cannot go from investigating to new" in bad.output
+
+
+def test_describing_an_alert_does_not_load_the_chart_library() -> None:
+    """The triage pass after every import describes alerts; matplotlib (~0.5 s to import) is for reports only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, datetime\n"
+        "from openear import alerts\n"
+        "a = {'bucket_start': datetime.datetime(2026, 11, 24), 'granularity': 'day', 'dimension': 'category',\n"
+        "     'value': 'app_issue', 'observed': 19, 'expected': 2.1, 'terms': ['crash'], 'post_ids': [1],\n"
+        "     'cluster_ids': [], 'id': 1, 'score': 5.0}\n"
+        "assert alerts.describe(a) == 'Spike in App issue: 19 posts on 2026-11-24 (expected 2.1)'\n"
+        "alerts.alert_message(a)\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

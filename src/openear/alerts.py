@@ -384,7 +384,7 @@ def describe(a: dict[str, Any]) -> str:
     """``Spike in App issue: 19 posts on 2026-11-24 (expected 2.1)``."""
     when = a["bucket_start"].strftime("%Y-%m-%d" if a["granularity"] == "day" else "%Y-%m-%d %H:00 UTC")
     unit = "on" if a["granularity"] == "day" else "in the hour of"
-    from openear.charts import nice
+    from openear.labels import nice
 
     what = nice(a["value"]) if a["dimension"] == "category" else f"{a['dimension']} {a['value']}"
     return f"Spike in {what}: {a['observed']} posts {unit} {when} (expected {a['expected']:.1f})"

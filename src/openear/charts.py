@@ -18,8 +18,13 @@ import matplotlib.dates as mdates
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from openear.labels import CATEGORY_LABELS, GUARD_REASONS, LANGUAGE_NAMES, language_name, nice, reason_label
+
 __all__ = [
     "CATEGORY_COLOURS",
+    "CATEGORY_LABELS",
+    "GUARD_REASONS",
+    "LANGUAGE_NAMES",
     "SENTIMENT_COLOURS",
     "category_colour",
     "guard_chart",
@@ -41,34 +46,6 @@ CATEGORY_COLOURS: dict[str, str] = {
     "working_conditions": "#9c755f",
     "media_coverage": "#59a14f",
     "other": "#bab0ac",
-}
-CATEGORY_LABELS: dict[str, str] = {
-    "app_issue": "App issue",
-    "pay_tips": "Pay and tips",
-    "scheduling_offers": "Scheduling and offers",
-    "delivery_operations": "Delivery operations",
-    "account_status": "Account and standing",
-    "support": "Driver support",
-    "safety": "Safety",
-    "working_conditions": "Working conditions",
-    "media_coverage": "Media coverage",
-    "other": "Other",
-}
-LANGUAGE_NAMES: dict[str, str] = {"en": "English", "es": "Spanish", "other": "Other languages"}
-GUARD_REASONS: dict[str, str] = {
-    "collective_action": "Organising or collective action",
-    "research_press_contact": "Contact with researchers or journalists",
-    "private": "From a private group",
-    "closed": "From a closed group",
-    "secret": "From a secret group",
-    "source_not_public": "Source not public or consented",
-    "unknown_visibility": "Visibility unknown",
-    "email": "E-mail address",
-    "phone": "Phone number",
-    "handle": "User handle",
-    "profile_url": "Profile link",
-    "url": "Link naming a user",
-    "name": "Author's name",
 }
 _EXTRA = ("#86bcb6", "#d4a6c8", "#8cd17d", "#f1ce63", "#a0cbe8", "#ffbe7d", "#d37295", "#79706e")
 SENTIMENT_COLOURS: dict[str, str] = {
@@ -103,21 +80,6 @@ _RC: Any = {  # rcParams keys are Literal-typed in matplotlib's stubs
 _SVG_HEAD = re.compile(r"^.*?(?=<svg)", re.DOTALL)
 _SVG_ID = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
 _SVG_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
-
-
-def nice(key: str) -> str:
-    """A display label: the preset's category label, else the key in words (``collective_action`` -> ...)."""
-    return CATEGORY_LABELS.get(key) or key.replace("_", " ").capitalize()
-
-
-def language_name(code: str) -> str:
-    """``en`` -> ``English``; unknown codes as they are."""
-    return LANGUAGE_NAMES.get(code, code)
-
-
-def reason_label(reason: str) -> str:
-    """A guard reason in words (``phone`` -> ``Phone number``)."""
-    return GUARD_REASONS.get(reason) or nice(reason)
 
 
 def category_colour(category: str, order: Sequence[str] = ()) -> str:

@@ -70,7 +70,7 @@ def _templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    from openear.charts import nice
+    from openear.labels import nice
 
     env.filters["num"] = lambda n: f"{int(n or 0):,}"
     env.filters["nice"] = lambda key: nice(str(key)) if key else ""

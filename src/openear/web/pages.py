@@ -135,7 +135,7 @@ def _all_time() -> q.Period:
 
 def _guard_totals(summary: dict[str, Any]) -> dict[str, Any]:
     """The guard's counts, with each reason in words ("Contact with researchers or journalists"), as reports say."""
-    from openear.charts import reason_label
+    from openear.labels import reason_label
 
     reasons = [
         (action, reason_label(reason), n)
