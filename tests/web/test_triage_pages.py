@@ -58,6 +58,16 @@ def test_case_page_shows_history_and_posts_to_post_readers_only(case_web: Any) -
     assert case_web.login("viewer").get(path).status_code == 403
 
 
+def test_case_page_shows_a_title_that_followed_its_alert(case_web: Any) -> None:
+    """An alert recounted after more posts reached its bucket retitles its case (triage.follow_alerts)."""
+    old = "Spike in Pay and tips: 6 posts on 2026-11-24 (expected 0.6)"
+    new = old.replace("6 posts", "19 posts")
+    with case_web.store.begin() as conn:
+        triage._event(conn, case_web.case_id, datetime(2026, 11, 25), "alert:1", "retitled", {"from": old, "to": new})
+    html = case_web.login("analyst").get(f"/cases/{case_web.case_id}").text
+    assert f"Title: {old} → {new}" in html
+
+
 def test_another_teams_case_is_not_found_for_an_owner(case_web: Any) -> None:
     other = case_web.t.other_case
     owner = case_web.login("owner")
