@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -145,6 +146,26 @@ def test_commands_without_a_workspace_say_so(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "openear init" in result.output
 
 
+def test_search_title_says_how_many_match_and_how_many_are_shown(home: Path, tmp_path: Path) -> None:
+    from openear.store.schema import audit_log
+
+    f = write(tmp_path / "tips.jsonl", [post_row(i, f"My tips went missing on block {i}") for i in range(25)])
+    assert invoke(home, "import", str(f), "--source", "forum", "--visibility", "consented").exit_code == 0
+    capped = invoke(home, "search", "tips", "--limit", "20")
+    assert capped.exit_code == 0, capped.output
+    assert capped.output.splitlines()[0].strip() == "25 posts match tips (newest 20 shown)"
+    everything = invoke(home, "search", "tips", "--limit", "25")
+    assert everything.output.splitlines()[0].strip() == "25 posts match tips"
+    one = invoke(home, "search", "block NEAR/0 7", "--limit", "20")
+    assert one.output.splitlines()[0].strip() == "1 post matches block NEAR/0 7"
+    listed = json.loads(invoke(home, "search", "tips", "--limit", "20", "--json").output)
+    assert isinstance(listed, list) and len(listed) == 20  # --json stays a list of the posts shown
+    store = Store(f"sqlite:///{home / 'openear.db'}")
+    with store.connect() as conn:
+        details = [d for (d,) in conn.execute(select(audit_log.c.detail).where(audit_log.c.action == "search"))]
+    assert details == ["20 posts", "25 posts", "1 posts", "20 posts"]  # what was shown
+
+
 def test_report_writes_html_markdown_and_csv(home: Path, tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -237,6 +258,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert counts.get("withheld", 0) > 0 and counts.get("rejected", 0) > 0 and counts.get("scrubbed", 0) > 0
     assert langs.get("en", 0) > 500 and langs.get("es", 0) > 300
     assert {"app_issue", "pay_tips", "account_status", "media_coverage"} <= cats
+    # The README's search examples find posts in the demo.
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    examples = re.findall(r"^openear search '([^']+)'", readme, flags=re.MULTILINE)
+    assert examples
+    for example in examples:
+        found = invoke(h, "search", example, "--json")
+        assert found.exit_code == 0 and json.loads(found.output), example
     # A second demo run starts fresh and gives the same numbers.
     proc2 = subprocess.run(
         [sys.executable, "-m", "openear.cli", "demo", "--no-serve", "--home", str(h)],

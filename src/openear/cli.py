@@ -475,14 +475,20 @@ def search(
     home: HomeOption = None,
 ) -> None:
     """Search stored posts with the query language (docs/query-language.md), newest first."""
+    from rich.markup import escape
+
     from openear import audit
     from openear.query import parse
     from openear.query import search as run_search
+    from openear.web.search import MAX_QUERY, find_posts, make_filter
 
     with _workspace(ctx, home) as ws:
         parsed = parse(query)
         with ws.store.connect() as conn:
             rows = run_search(conn, parsed, limit=limit)
+            total: int | None = len(rows)
+            if len(rows) == limit:  # maybe more: count them as the explorer does (which reads MAX_QUERY characters)
+                total = find_posts(conn, query, make_filter(), limit=0)[1] if len(query.strip()) <= MAX_QUERY else None
         with ws.store.begin() as conn:
             audit.record(conn, "cli", "search", target=query, detail=f"{len(rows)} posts")
     if as_json:
@@ -491,7 +497,13 @@ def search(
         print(json.dumps([{k: (r[k].isoformat() if k == "created_at" else r[k]) for k in keys} for r in rows],
                          ensure_ascii=False))
         return
-    table = Table(title=f"{len(rows)} posts matching {query}", title_justify="left")
+    if total is None:
+        title = f"At least {len(rows)} posts match {escape(query)} (newest {len(rows)} shown)"
+    else:
+        title = f"{total} post{'' if total == 1 else 's'} match{'es' if total == 1 else ''} {escape(query)}"
+        if total > len(rows):
+            title += f" (newest {len(rows)} shown)"
+    table = Table(title=title, title_justify="left")
     for col in ("created_at", "source", "category", "text"):
         table.add_column(col, overflow="fold")
     for r in rows:

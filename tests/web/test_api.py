@@ -224,6 +224,22 @@ def test_explorer_download_links_export_the_same_search(web: Any) -> None:
     assert web.login("viewer").get("/posts/export").status_code == 403
 
 
+
+def test_the_export_notice_names_any_organisation_without_a_possessive(web: Any) -> None:
+    import dataclasses
+
+    from openear.web.exports import guard_notice
+
+    web.app.state.settings = dataclasses.replace(web.settings, organisation="openear demo (synthetic data)")
+    c = web.login("analyst")
+    first = c.get("/posts/export", params={"q": "tips", "format": "csv"}).text.splitlines()[0]
+    assert first.startswith("# Exported from openear (organisation: openear demo (synthetic data)) on ")
+    assert "'s openear" not in first
+    header = _bearer(web, "analyst").get("/api/v1/posts/export", params={"q": "tips"}).headers["x-openear-notice"]
+    assert "Exported from openear (organisation: openear demo (synthetic data)) on " in header
+    assert guard_notice({}, "Acme's Couriers").startswith("Exported from openear (organisation: Acme's Couriers) on ")
+    assert guard_notice({}).startswith("Exported from openear on ")  # the default name is not repeated
+
 # -- saved searches ---------------------------------------------------------------------------------------------
 
 
@@ -253,6 +269,18 @@ def test_saved_searches_on_the_posts_page(web: Any) -> None:
     assert c.post(f"/searches/{sid}/delete", data={"confirm": "1"}).status_code == 303
     assert "Tips in English" not in c.get("/posts").text
 
+
+
+def test_an_unreadable_query_is_not_saved_and_the_api_says_why(web: Any) -> None:
+    a = _bearer(web, "analyst")
+    before = _audit_count(web)
+    bad = a.post("/api/v1/searches", json={"name": "Broken", "query": "tips NEAR/5", "filters": {}})
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "The search could not be read: col 12: expected a term after NEAR/5"
+    assert a.get("/api/v1/searches").json() == [] and _audit_count(web) == before + 1  # only the list is audited
+    good = a.post("/api/v1/searches", json={"name": "Fine", "query": "tips NEAR/5 app"})
+    assert good.status_code == 201 and good.json()["query"] == "tips NEAR/5 app"
+    assert a.post("/api/v1/searches", json={"name": "Everything", "query": "  "}).status_code == 201
 
 # -- audit coverage ---------------------------------------------------------------------------------------------
 

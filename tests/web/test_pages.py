@@ -158,6 +158,15 @@ def test_an_unreadable_search_says_so_instead_of_zero_matches(web: Any) -> None:
     assert "/posts/export?" in web.login("analyst").get("/posts", params={"q": "app"}).text
 
 
+
+def test_an_unreadable_search_cannot_be_saved_from_the_posts_page(web: Any) -> None:
+    c = web.login("analyst")
+    r = c.post("/searches", data={"name": "Broken", "query": "app AND", "filters": "lang=en"})
+    assert r.status_code == 400
+    assert "The search could not be read: col 8: expected a term after AND" in r.text
+    assert "Broken" not in c.get("/posts").text
+    assert c.post("/searches", data={"name": "Fine", "query": "app AND crash"}).status_code == 303
+
 def test_withheld_and_rejected_items_are_nowhere(web: Any) -> None:
     c = web.login("analyst")
     results = c.get("/posts", params={"q": "strike"}).text.split('aria-label="Results"')[-1].split("</section>")[0]

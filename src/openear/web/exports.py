@@ -27,9 +27,12 @@ FORMATS: dict[str, str] = {
 
 
 def guard_notice(guard: dict[str, int], organisation: str = "openear") -> str:
-    """What every export says about itself: pseudonyms, scrubbing, what the guard kept out, and its purpose."""
+    """What every export says about itself: pseudonyms, scrubbing, what the guard kept out, and its purpose. The
+    organisation is named as given (any name reads right: it is never made possessive)."""
+    organisation = " ".join(organisation.split())
+    origin = "openear" if organisation in ("", "openear") else f"openear (organisation: {organisation})"
     return (
-        f"Exported from {organisation}'s openear on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Texts are scrubbed of "
+        f"Exported from {origin} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Texts are scrubbed of "
         "e-mail addresses, phone numbers and handles; authors are left out. The privacy guard withheld "
         f"{guard.get('withheld', 0)} items on protected topics and rejected {guard.get('rejected', 0)} items from "
         "private or closed groups; they are not in this file. Use it only to fix problems with the service: never "

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from openear.query import QuerySyntaxError, parse
 from openear.store.schema import saved_searches
+from openear.web.search import MAX_QUERY
 
 __all__ = ["FILTER_KEYS", "MAX_PER_USER", "delete_search", "get_search", "list_searches", "save_search"]
 
@@ -52,10 +54,17 @@ def get_search(conn: Connection, user_id: int, search_id: int) -> dict[str, Any]
 
 
 def save_search(conn: Connection, user_id: int, name: str, query: str, filters: dict[str, Any]) -> int:
-    """Save a search; ``ValueError`` for an empty name or too many saved searches."""
+    """Save a search; ``ValueError`` for an empty name, a query that cannot be read (the query language's own
+    message, as the explorer shows it) or too many saved searches."""
     name = " ".join(name.split())[:100]
     if not name:
         raise ValueError("Give the search a name.")
+    query = query.strip()[:MAX_QUERY]
+    if query:
+        try:
+            parse(query)
+        except QuerySyntaxError as exc:
+            raise ValueError(f"The search could not be read: {exc}") from None
     n = conn.execute(select(func.count()).where(saved_searches.c.user_id == user_id)).scalar_one()
     if n >= MAX_PER_USER:
         raise ValueError(f"At most {MAX_PER_USER} saved searches; delete one first.")
@@ -63,7 +72,7 @@ def save_search(conn: Connection, user_id: int, name: str, query: str, filters: 
         insert(saved_searches).values(
             user_id=user_id,
             name=name,
-            query=query.strip()[:500],
+            query=query,
             filters=json.dumps(_clean(filters), sort_keys=True),
             created_at=datetime.now(UTC).replace(tzinfo=None),
         )
