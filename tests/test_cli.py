@@ -240,7 +240,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     h = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEAR_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "openear.cli", "demo", "--no-serve", "--home", str(h)],
+        # the top-level --home, as for every other command (the demo's own --home works the same)
+        [sys.executable, "-m", "openear.cli", "--home", str(h), "demo", "--no-serve"],
         capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -267,7 +268,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert found.exit_code == 0 and json.loads(found.output), example
     # A second demo run starts fresh and gives the same numbers.
     proc2 = subprocess.run(
-        [sys.executable, "-m", "openear.cli", "demo", "--no-serve", "--home", str(h)],
+        # the top-level --home, as for every other command (the demo's own --home works the same)
+        [sys.executable, "-m", "openear.cli", "--home", str(h), "demo", "--no-serve"],
         capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=600,
     )
     assert proc2.returncode == 0

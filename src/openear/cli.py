@@ -410,15 +410,19 @@ def serve(
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after the report.")] = False,
-    home: Annotated[Path, typer.Option("--home", help="Demo workspace (recreated).")] = Path("openear-demo"),
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Demo workspace, recreated (default: openear-demo).")
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:
     """A fresh workspace, the bundled synthetic sample through the pipeline, a report, then the dashboard."""
     from openear.demo import run_demo, sample_path
 
-    home = home.resolve()
+    # `openear --home DIR demo` means DIR too ($OPENEAR_HOME does not: it names the user's real workspace)
+    home = (home or (ctx.obj or {}).get("home") or Path("openear-demo")).resolve()
     total = _count_lines(sample_path())
     with _errors(), _progress() as bar:
         task = bar.add_task("demo: import sample", total=total)
