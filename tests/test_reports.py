@@ -52,22 +52,110 @@ def _seed(store: Store) -> None:
         # ext, source, kind, created, text, title, url, category, sentiment, lang, cluster
         ("a1", "forum", "social", datetime(2026, 11, 2, 9), DUP, None, None, "support", "negative", "en", "a1"),
         ("a2", "forum", "social", datetime(2026, 11, 3, 9), DUP, None, None, "support", "negative", "en", "a1"),
-        ("a3", "forum", "social", datetime(2026, 11, 3, 12), f"{XSS} pay | was *late* [x](javascript:1)", None,
-         None, "pay_tips", "negative", "en", "a3"),
-        ("a3b", "forum", "social", datetime(2026, 11, 3, 13), f"{XSS} pay | was *late* [x](javascript:1)", None,
-         None, "pay_tips", "negative", "en", "a3"),
-        ("a4", "forum", "social", datetime(2026, 11, 4, 8), "Me encantan las propinas de esta semana, call me on "
-         "+34 612 34 56 78", None, None, "pay_tips", "positive", "es", "a4"),
-        ("a5", "forum", "social", datetime(2026, 11, 4, 9), "=HYPERLINK(\"http://x\") drivers, the app froze", None,
-         None, "app_issue", "neutral", "en", "a5"),
-        ("w1", "forum", "social", datetime(2026, 11, 5, 9), "Union meeting for all drivers on Friday", None, None,
-         "", "", "", ""),
-        ("w2", "forum", "social", datetime(2026, 11, 5, 10), "A journalist asked me to share my story", None, None,
-         "", "", "", ""),
-        ("n1", "press", "news", datetime(2026, 11, 6, 7), "Couriers strike over pay.", f"Couriers strike {XSS}",
-         "https://press.example/strike", "media_coverage", "neutral", "en", "n1"),
-        ("n2", "press", "news", datetime(2026, 11, 7, 7), "Another piece.", "=1+1 Bad link", "javascript:alert(1)",
-         "media_coverage", "neutral", "en", "n2"),
+        (
+            "a3",
+            "forum",
+            "social",
+            datetime(2026, 11, 3, 12),
+            f"{XSS} pay | was *late* [x](javascript:1)",
+            None,
+            None,
+            "pay_tips",
+            "negative",
+            "en",
+            "a3",
+        ),
+        (
+            "a3b",
+            "forum",
+            "social",
+            datetime(2026, 11, 3, 13),
+            f"{XSS} pay | was *late* [x](javascript:1)",
+            None,
+            None,
+            "pay_tips",
+            "negative",
+            "en",
+            "a3",
+        ),
+        (
+            "a4",
+            "forum",
+            "social",
+            datetime(2026, 11, 4, 8),
+            "Me encantan las propinas de esta semana, call me on +34 612 34 56 78",
+            None,
+            None,
+            "pay_tips",
+            "positive",
+            "es",
+            "a4",
+        ),
+        (
+            "a5",
+            "forum",
+            "social",
+            datetime(2026, 11, 4, 9),
+            '=HYPERLINK("http://x") drivers, the app froze',
+            None,
+            None,
+            "app_issue",
+            "neutral",
+            "en",
+            "a5",
+        ),
+        (
+            "w1",
+            "forum",
+            "social",
+            datetime(2026, 11, 5, 9),
+            "Union meeting for all drivers on Friday",
+            None,
+            None,
+            "",
+            "",
+            "",
+            "",
+        ),
+        (
+            "w2",
+            "forum",
+            "social",
+            datetime(2026, 11, 5, 10),
+            "A journalist asked me to share my story",
+            None,
+            None,
+            "",
+            "",
+            "",
+            "",
+        ),
+        (
+            "n1",
+            "press",
+            "news",
+            datetime(2026, 11, 6, 7),
+            "Couriers strike over pay.",
+            f"Couriers strike {XSS}",
+            "https://press.example/strike",
+            "media_coverage",
+            "neutral",
+            "en",
+            "n1",
+        ),
+        (
+            "n2",
+            "press",
+            "news",
+            datetime(2026, 11, 7, 7),
+            "Another piece.",
+            "=1+1 Bad link",
+            "javascript:alert(1)",
+            "media_coverage",
+            "neutral",
+            "en",
+            "n2",
+        ),
     ]
     for source in ("forum", "press"):
         run = store.start_run("import", source)
@@ -75,9 +163,18 @@ def _seed(store: Store) -> None:
         for ext, src, kind, created, text, title, url, cat, sent, lang, cluster in rows:
             if src != source:
                 continue
-            post = Post(source=src, external_id=ext, platform="forum" if kind == "social" else "rss",
-                        kind=kind, visibility="public", created_at=created.replace(tzinfo=UTC),  # type: ignore[arg-type]
-                        text=text, title=title, url=url, author_id=f"id-{ext}")
+            post = Post(
+                source=src,
+                external_id=ext,
+                platform="forum" if kind == "social" else "rss",
+                kind=kind,
+                visibility="public",
+                created_at=created.replace(tzinfo=UTC),  # type: ignore[arg-type]
+                text=text,
+                title=title,
+                url=url,
+                author_id=f"id-{ext}",
+            )
             v = guard.check(post, "public")
             if v.rejection:
                 rejections.append(v.rejection)
@@ -85,12 +182,25 @@ def _seed(store: Store) -> None:
                 guarded.append(v.post)
                 meta.append((cat, sent, lang, f"{src}\x1f{cluster}"))
         if source == "forum":
-            closed = Post(source="forum", external_id="r1", platform="facebook", kind="social",
-                          visibility="closed", created_at=datetime(2026, 11, 5, tzinfo=UTC), text="from a group")
+            closed = Post(
+                source="forum",
+                external_id="r1",
+                platform="facebook",
+                kind="social",
+                visibility="closed",
+                created_at=datetime(2026, 11, 5, tzinfo=UTC),
+                text="from a group",
+            )
             rejections.append(guard.check(closed, "public").rejection)  # type: ignore[arg-type]
         batch = [
-            dataclasses.replace(e, category=c, sentiment=s, lang=lg, cluster_key=k,
-                                labels=(Label("primary", c, 0.9, "test@1"), Label("sentiment", s, 0.9, "test@1")))
+            dataclasses.replace(
+                e,
+                category=c,
+                sentiment=s,
+                lang=lg,
+                cluster_key=k,
+                labels=(Label("primary", c, 0.9, "test@1"), Label("sentiment", s, 0.9, "test@1")),
+            )
             for e, (c, s, lg, k) in zip(_enrich(guarded), meta, strict=True)
         ]
         store.write_batch(run, batch, rejections=rejections)
@@ -119,8 +229,16 @@ def html(report: Report) -> str:
 
 # -- figures ---------------------------------------------------------------------------------------------------
 def test_report_figures(report: Report) -> None:
-    assert report.totals == {"posts": 8, "news": 2, "social": 6, "clusters": 2, "sources": 2, "withheld": 2,
-                             "rejected": 1, "scrubbed": 2}
+    assert report.totals == {
+        "posts": 8,
+        "news": 2,
+        "social": 6,
+        "clusters": 2,
+        "sources": 2,
+        "withheld": 2,
+        "rejected": 1,
+        "scrubbed": 2,
+    }
     assert report.guard["withheld"] == {"collective_action": 1, "research_press_contact": 1}
     assert report.guard["rejected"] == {"closed": 1}
     assert report.guard["scrubbed"] == {"phone": 1, "url": 1}  # the javascript: link was dropped
@@ -151,8 +269,14 @@ def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
 def test_html_has_every_section(html: str) -> None:
     ids = {a.get("id") for _, a in _tags(html)}
     assert {"purpose", "totals", "volume", "sentiment", "languages", "clusters", "media", "guard"} <= ids
-    for heading in ("Totals", "Volume by category", "Sentiment", "Top repeated stories", "Media coverage",
-                    "What the guard kept out"):
+    for heading in (
+        "Totals",
+        "Volume by category",
+        "Sentiment",
+        "Top repeated stories",
+        "Media coverage",
+        "What the guard kept out",
+    ):
         assert heading in html
     assert "We listen to what delivery drivers say in public" in html  # the purpose statement
     assert "Posts are deleted 90 days after they were written." in html
@@ -210,8 +334,12 @@ def test_reports_never_show_author_pseudonyms(report: Report, html: str, store: 
 
 def test_empty_period(store: Store) -> None:
     with store.connect() as conn:
-        r = build_report(conn, Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 8, tzinfo=UTC)),
-                         settings_like=Opts(), now=NOW)
+        r = build_report(
+            conn,
+            Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 8, tzinfo=UTC)),
+            settings_like=Opts(),
+            now=NOW,
+        )
     page = render_html(r)
     assert "<svg" not in page and "No posts in this period." in page
     assert "The guard had nothing to withhold" in page
@@ -222,8 +350,15 @@ def test_empty_period(store: Store) -> None:
 def test_markdown(report: Report) -> None:
     md = render_markdown(report)
     assert md.startswith("# Acme Delivery &lt;Drivers&gt;: what drivers said, 2026-10-21 to 2026-11-20")
-    for heading in ("## Totals", "## Volume by category", "### Sentiment", "### Languages",
-                    "## Top near-duplicate clusters", "## Media coverage", "## The guard"):
+    for heading in (
+        "## Totals",
+        "## Volume by category",
+        "### Sentiment",
+        "### Languages",
+        "## Top near-duplicate clusters",
+        "## Media coverage",
+        "## The guard",
+    ):
         assert heading in md
     assert "| 8 | 6 | 2 | 2 | 2 | 2 | 1 | 2 |" in md
     assert "| 2026-11-03 |" in md
@@ -236,6 +371,28 @@ def test_markdown(report: Report) -> None:
     pay = next(line for line in md.splitlines() if "&lt;script&gt;alert(1)&lt;/script&gt; pay" in line)
     assert pay.count(" | ") == 5 and "\\|" in pay and "\\*late\\*" in pay  # no table breakage or emphasis
     assert "\\[x\\](javascript:1)" in pay  # no link
+
+
+def _media_section(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_media_list_says_when_it_is_cut(store: Store, report: Report, html: str) -> None:
+    with store.connect() as conn:
+        cut = build_report(conn, PERIOD, settings_like=Opts(), media=1, now=NOW)
+    assert [m["title"] for m in cut.media] == ["=1+1 Bad link"]  # the newest of the period's 2 news items
+    md = _media_section(render_markdown(cut), "## Media coverage", "## The guard")
+    assert "1 of 2 news items, newest first." in md and "Bad link" in md and "Couriers strike" not in md
+    page = _media_section(render_html(cut), '<section id="media"', "</section>")
+    assert '<p class="note">1 of 2 news items, newest first.</p>' in page and "Couriers strike" not in page
+    # The complete list (both news items, the default limit) says nothing extra.
+    for text in (
+        _media_section(render_markdown(report), "## Media coverage", "## The guard"),
+        _media_section(html, '<section id="media"', "</section>"),
+    ):
+        assert "Couriers strike" in text and "Bad link" in text
+        assert "news items, newest first" not in text and " of 2 " not in text
+    assert reports.media_note(cut) == "1 of 2 news items, newest first." and reports.media_note(report) is None
 
 
 def test_only_web_links_are_links() -> None:
@@ -309,7 +466,9 @@ def test_volume_table_is_weekly_for_long_spans(report: Report) -> None:
     assert reports._volume_table(report)[0] == "Day"
     period = Period.parse_since("2026-10-01", now=NOW)
     long = dataclasses.replace(
-        report, period=period, days=period.days,
+        report,
+        period=period,
+        days=period.days,
         volume=[("2026-10-05", "support", 2), ("2026-10-25", "support", 1), ("2026-11-20", "pay_tips", 4)],
     )
     bucket, cats, rows = reports._volume_table(long)

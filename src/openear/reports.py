@@ -30,6 +30,7 @@ __all__ = [
     "ReportSettings",
     "build_report",
     "guard_sentence",
+    "media_note",
     "render",
     "render_csv",
     "render_html",
@@ -152,6 +153,13 @@ def guard_sentence(report: Report) -> str:
     )
 
 
+def media_note(report: Report) -> str | None:
+    """``"50 of 103 news items, newest first."`` when the media list stops short of the period's news items
+    (``totals["news"]``: the same posts, ``kind`` news in the period); ``None`` when it lists them all."""
+    shown, total = len(report.media), report.totals.get("news", 0)
+    return f"{shown} of {total} news items, newest first." if shown < total else None
+
+
 def _volume_table(report: Report) -> tuple[str, list[str], list[tuple[str, list[int], int]]]:
     """The volume as a table: its first column's heading (``Day``, or ``Week of`` when the posts span more than
     31 days), the categories (largest first) and one row per bucket with posts: (bucket, counts, total)."""
@@ -218,6 +226,7 @@ def render_html(report: Report) -> str:
             volume_categories=cats,
             volume_rows=rows,
             guard_text=guard_sentence(report),
+            media_note=media_note(report),
             sentiment_colours=charts.SENTIMENT_COLOURS,
             language_colours=LANGUAGE_COLOURS,
             category_colours={c: charts.category_colour(c, list(report.categories)) for c in report.categories},
@@ -314,18 +323,22 @@ def render_markdown(report: Report) -> str:
     if report.topics:
         lines += _md_table(
             ["terms", "posts", "before", "representative posts"],
-            [[", ".join(t["terms"]), t["n_posts"], t["n_previous"], " / ".join(p["text"] for p in t["posts"])]
-             for t in report.topics],
+            [
+                [", ".join(t["terms"]), t["n_posts"], t["n_previous"], " / ".join(p["text"] for p in t["posts"])]
+                for t in report.topics
+            ],
         )
     else:
         lines.append("No new theme was found in this period.")
     lines += ["", "## Media coverage", ""]
+    if note := media_note(report):
+        lines += [note, ""]
     if report.media:
         lines += _md_table(
             ["published", "source", "title", "link"],
             [[_when(m["created_at"]), m["source"], m["title"], _safe_url(m["url"]) or ""] for m in report.media],
         )
-    else:
+    elif not note:
         lines.append("No news items in this period.")
     lines += ["", "## The guard", "", guard_sentence(report), ""]
     g = report.guard
