@@ -2,9 +2,10 @@
 
 Rule terms are words, trailing-``*`` stems and multi-word phrases, matched whole-word on case- and accent-folded
 text, in English and Spanish alike. Each category compiles to one regular expression whose named groups say which
-subcategory matched. News items always carry the news category (``media_coverage``); social items never do, and
-fall back to ``other`` when nothing matches. Protected topics are listed in the file for documentation only: the
-guard (:mod:`openear.guard`) detects them.
+subcategory matched. News items always carry the news category (``media_coverage``) among their labels, with a
+topical category as their primary when one matches (``news_topical_min_hits``), so a news story about safety
+counts under Safety; social items never carry the news category, and fall back to ``other`` when nothing matches.
+Protected topics are listed in the file for documentation only: the guard (:mod:`openear.guard`) detects them.
 
 An analyst-trained model (:mod:`openear.enrich.trained`, made by ``openear train``) may be attached: its confident
 categories are added to the rules' (labels by ``trained@vN``; the rules' keep ``taxonomy-rules@1``), it replaces
