@@ -209,6 +209,37 @@ def test_a_team_report_covers_its_own_categories_and_management_s_everything(ws:
         assert "What the guard kept out" in html and 'id="triage"' in html
 
 
+def test_a_team_report_lists_its_own_newest_news_not_the_organisation_s_cut_down(
+    ws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more news than a report lists, a team's media section holds the team's newest items: filtering the
+    organisation's newest (all about pay here) would leave the app team with none."""
+    from openear import reports
+    from openear.scheduler import team_report
+    from openear.store.queries import Period
+
+    start = datetime(2026, 11, 20, 8, 0)
+    crash = "The app crashes every time I scan a package at the station, update please"
+    pay = "Drivers say their pay was late again and the tips are missing from the statement"
+    news = [{"id": "n-app", "title": "Couriers say the app crashes", "text": crash, "created_at": start}] + [
+        {"id": f"n-pay{i}", "title": f"Pay delays, part {i}", "text": pay, "created_at": start + timedelta(hours=i + 1)}
+        for i in range(3)
+    ]
+    ws.import_rows([{**n, "created_at": n["created_at"].isoformat() + "Z"} for n in news], kind="news",
+                   name="n.jsonl", source="news")
+    monkeypatch.setattr(reports, "MEDIA_ITEMS", 2)
+    period = Period(start - timedelta(days=1), start + timedelta(days=2))
+    with ws.store.connect() as conn:
+        org = reports.build_report(conn, period, settings_like=ws.settings, media=2)
+        assert [m["title"] for m in org.media] == ["Pay delays, part 2", "Pay delays, part 1"]
+        app = team_report(conn, org, ["app_issue"], period)
+        pay_team = team_report(conn, org, ["pay_tips"], period)
+    assert [m["title"] for m in app.media] == ["Couriers say the app crashes"]
+    assert reports.media_note(app) is None  # the team's one news item, listed
+    assert [m["title"] for m in pay_team.media] == ["Pay delays, part 2", "Pay delays, part 1"]
+    assert reports.media_note(pay_team) == "2 of 3 news items, newest first."
+
+
 def test_serve_runs_due_jobs_in_its_thread_until_stopped(ws: Any) -> None:
     import threading
 

@@ -39,6 +39,8 @@ __all__ = [
     "write_report",
 ]
 
+MEDIA_ITEMS = 50  # news items a report lists (the newest); media_note says when there were more
+
 TEMPLATES = Path(__file__).parent / "data" / "templates"
 FORMATS = ("html", "md", "csv")
 CSV_COLUMNS = ("section", "key", "day", "value", "detail")
@@ -94,7 +96,7 @@ def build_report(
     *,
     settings_like: ReportSettings,
     clusters: int = 10,
-    media: int = 50,
+    media: int = MEDIA_ITEMS,
     now: datetime | None = None,
 ) -> Report:
     """Run the report's queries for ``period``."""

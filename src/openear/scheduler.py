@@ -190,7 +190,8 @@ def team_report(conn: Connection, rep: reports.Report, cats: list[str], period: 
         languages=split(posts.c.lang),
         sources=sources,
         clusters=stories[:10],
-        media=[m for m in rep.media if m["category"] in cats],
+        # the team's own newest news items, not the organisation's newest filtered down
+        media=queries.media_coverage(conn, period, limit=reports.MEDIA_ITEMS, categories=cats),
         topics=[],
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -615,9 +615,14 @@ def get_cluster(conn: Connection, cluster_id: int) -> dict[str, Any] | None:
     }
 
 
-def media_coverage(conn: Connection, period: Period, limit: int = 50) -> list[dict[str, Any]]:
-    """News items in the period, newest first: ``id, title, url, source, created_at, category, lang,
-    excerpt``."""
+def media_coverage(
+    conn: Connection, period: Period, limit: int = 50, categories: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """News items in the period (of ``categories`` only, when given), newest first: ``id, title, url, source,
+    created_at, category, lang, excerpt``."""
+    where = [_in_period(period), posts.c.kind == "news"]
+    if categories is not None:
+        where.append(posts.c.category.in_(list(categories)))
     rows = conn.execute(
         select(
             posts.c.id,
@@ -629,7 +634,7 @@ def media_coverage(conn: Connection, period: Period, limit: int = 50) -> list[di
             posts.c.lang,
             posts.c.text,
         )
-        .where(_in_period(period), posts.c.kind == "news")
+        .where(*where)
         .order_by(posts.c.created_at.desc(), posts.c.id.desc())
         .limit(limit)
     ).all()
