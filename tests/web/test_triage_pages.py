@@ -231,3 +231,102 @@ def test_scheduled_reports_go_to_every_audience_once(case_web: Any) -> None:
     )
     assert again == []
     assert scheduler.due_period("weekly", now).since.date().isoformat() == "2026-11-23"
+
+
+# -- the overview's top clusters: ids and "Open a case" for the roles that open cases ------------------------------
+
+CRASH = "The app crashed again at the last drop off and froze, I lost the whole order and could not log back in."
+TIPS = "My tips were not paid again this week, the weekly pay statement shows missing tips for every delivery."
+
+
+def _top_clusters(web: Any) -> dict[str, int]:
+    """Two more near-duplicate pairs, so the overview lists three clusters: ``own`` (the seeded pay_tips pair,
+    linked to the Payments case), ``tips`` (pay_tips: routes to Payments) and ``crash`` (app_issue: Driver app)."""
+    ids = web.add_posts(
+        [(f"{k}{i}", i, text_, None, "social", "public") for k, text_ in (("c", CRASH), ("t", TIPS)) for i in (1, 2)],
+        "more-source",
+    )
+    with web.store.connect() as conn:
+        of = dict(conn.execute(select(posts.c.id, posts.c.cluster_id)).all())
+    found = {"own": web.t.cluster, "tips": of[ids["t1"]], "crash": of[ids["c1"]]}
+    assert of[ids["t2"]] == found["tips"] and of[ids["c2"]] == found["crash"] and len(set(found.values())) == 3
+    return found
+
+
+def _open_buttons(html: str) -> set[int]:
+    """The cluster ids the overview offers an "Open a case" form for."""
+    forms = re.findall(r'<form method="post" action="/cases".*?</form>', html, re.S)
+    return {int(m) for f in forms if "Open a case" in f for m in re.findall(r'name="cluster_id" value="(\d+)"', f)}
+
+
+def test_overview_shows_cluster_ids_and_open_case_buttons_to_analysts_not_viewers(case_web: Any) -> None:
+    top = _top_clusters(case_web)
+    analyst = case_web.login("analyst")
+    html = analyst.get("/").text
+    viewer = case_web.login("viewer").get("/").text  # viewers open no case: the clusters only, as before
+    for cid in top.values():
+        assert f"cluster #{cid}" in html and f"cluster #{cid}" not in viewer
+    assert "Tips are missing" in viewer and 'action="/cases"' not in viewer and "Open a case" not in viewer
+    assert _open_buttons(html) == {top["tips"], top["crash"]}  # every team's; "own" has an open case already
+    assert f'href="/cases/{case_web.t.own_case}" class="clusters__action">case #{case_web.t.own_case}<' in html
+    r = analyst.post("/cases", data={"cluster_id": str(top["crash"])})  # what the button posts
+    assert r.status_code == 303
+    case_id = int(r.headers["location"].rsplit("/", 1)[1])
+    after = analyst.get("/").text
+    assert _open_buttons(after) == {top["tips"]} and f">case #{case_id}<" in after
+
+
+def test_overview_offers_owners_cases_only_for_their_teams_clusters(case_web: Any) -> None:
+    top = _top_clusters(case_web)
+    owner = case_web.login("owner")  # Payments
+    html = owner.get("/").text
+    assert all(f"cluster #{cid}" in html for cid in top.values())
+    assert _open_buttons(html) == {top["tips"]}  # the crash cluster routes to Driver app: no 403 to meet
+    assert f">case #{case_web.t.own_case}<" in html
+    assert owner.post("/cases", data={"cluster_id": str(top["crash"])}).status_code == 403  # as the form would get
+    r = owner.post("/cases", data={"cluster_id": str(top["tips"])})
+    assert r.status_code == 303 and r.headers["location"].startswith("/cases/")
+    case_id = int(r.headers["location"].rsplit("/", 1)[1])
+    with case_web.store.connect() as conn:
+        case = triage.get_case(conn, case_id, post_limit=0)
+    assert case is not None and case["team"] == OWN_TEAM and [c["id"] for c in case["clusters"]] == [top["tips"]]
+    assert owner.get(f"/cases/{case_id}").status_code == 200
+    after = owner.get("/").text
+    assert _open_buttons(after) == set()  # the tips cluster now links its case instead
+    assert f'href="/cases/{case_id}" class="clusters__action">case #{case_id}<' in after
+    # another team's open case on a cluster: neither a link (it would answer 404) nor a button (403)
+    other = case_web.login("analyst").post("/cases", data={"cluster_id": str(top["crash"])})
+    other_id = int(other.headers["location"].rsplit("/", 1)[1])
+    last = owner.get("/").text
+    assert f"/cases/{other_id}" not in last and _open_buttons(last) == set()
+
+
+def test_overview_cluster_actions_take_two_queries(case_web: Any) -> None:
+    """The per-user part of the top clusters is computed per request, in two queries however many clusters."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import event
+
+    from openear.web.auth import User
+    from openear.web.pages import _cluster_actions
+
+    top = _top_clusters(case_web)
+    request: Any = SimpleNamespace(app=case_web.app)
+    owner = User(0, "owner", "owner", frozenset({OWN_TEAM}))
+    statements: list[str] = []
+
+    def listen(*args: Any) -> None:
+        statements.append(args[2])
+
+    with case_web.store.connect() as conn:
+        event.listen(case_web.store.engine, "before_cursor_execute", listen)
+        try:
+            got = _cluster_actions(conn, request, owner, list(top.values()))
+        finally:
+            event.remove(case_web.store.engine, "before_cursor_execute", listen)
+    assert got == {
+        top["own"]: {"case_id": case_web.t.own_case, "can_open": False},
+        top["tips"]: {"case_id": None, "can_open": True},
+        top["crash"]: {"case_id": None, "can_open": False},
+    }
+    assert len(statements) <= 2

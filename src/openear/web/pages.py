@@ -308,6 +308,48 @@ def _spikes(conn: Any, period: q.Period, user: auth.User, limit: int = 6) -> lis
     return spikes
 
 
+def _cluster_actions(conn: Any, request: Request, user: auth.User, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What a user who may open cases can do about each top cluster: ``{id: {"case_id", "can_open"}}``.
+
+    ``case_id`` is the newest open case linking the cluster that ``user`` may open (then no second case is offered);
+    otherwise ``can_open`` says whether ``POST /cases`` would accept the cluster from ``user``: for an owner, only
+    when its representative post routes (:func:`openear.triage.route_post`, as ``open_case_for`` does) to one of
+    their teams, so the button never answers 403. Two queries for all the clusters; empty for other roles."""
+    from openear import triage
+    from openear.store.schema import case_clusters, cases, clusters, posts
+    from openear.web.triage_access import triage_config
+
+    if not ids or not can(user, "cases.write"):
+        return {}
+    open_cases = conn.execute(
+        select(case_clusters.c.cluster_id, cases.c.id, cases.c.team)
+        .join(cases, cases.c.id == case_clusters.c.case_id)
+        .where(case_clusters.c.cluster_id.in_(ids), cases.c.status.in_(triage.OPEN_STATUSES))
+        .order_by(cases.c.id.desc())
+    ).all()
+    out: dict[int, dict[str, Any]] = {i: {"case_id": None, "can_open": False} for i in ids}
+    for cluster_id, case_id, team in open_cases:
+        if out[cluster_id]["case_id"] is None and may_access_team_object(user, team):
+            out[cluster_id]["case_id"] = case_id
+    todo = [i for i in ids if out[i]["case_id"] is None]
+    if user.role != "owner":  # analysts and admins open cases for every team
+        for i in todo:
+            out[i]["can_open"] = True
+        return out
+    if todo:  # routed from the cluster's representative post, never from its author (guardrail 5)
+        cfg = triage_config(request)
+        columns = [c for c in posts.c if c.name != "author_pseudonym"]
+        reps = conn.execute(
+            select(clusters.c.id.label("cluster_id"), *columns)
+            .join(posts, posts.c.id == clusters.c.representative_post_id)
+            .where(clusters.c.id.in_(todo))
+        ).mappings()
+        for rep in reps:
+            post = {k: v for k, v in rep.items() if k != "cluster_id"}
+            out[rep["cluster_id"]]["can_open"] = may_access_team_object(user, triage.route_post(cfg, post))
+    return out
+
+
 def _overview_figures(conn: Any, period: q.Period) -> dict[str, Any]:
     """Every aggregate the overview shows for a period (spike alerts aside: they change without posts)."""
     clusters, n_clusters = q.clusters_page(conn, period, 8)
@@ -335,6 +377,7 @@ def overview(request: Request, since: str = "30d", until: str = "") -> Response:
         figures = store.aggregates.get(conn, key, lambda: _overview_figures(conn, period))
         spikes = _spikes(conn, period, user)
         emerging = latest_topics(conn, on_or_before=period.last_day, not_before=period.first_day)
+        actions = _cluster_actions(conn, request, user, [c["id"] for c in figures["clusters"]])  # per user: uncached
     clusters, totals, volume = figures["clusters"], figures["totals"], figures["volume"]
     sentiment, languages, sources, guard = figures["sentiment"], figures["lang"], figures["source"], figures["guard"]
     chart, categories, volume_rows = _volume_chart(volume, period)
@@ -397,6 +440,12 @@ def overview(request: Request, since: str = "30d", until: str = "") -> Response:
                 "category": c["category"],
                 "when": f"{c['first_seen']:%d %b} to {c['last_seen']:%d %b}",
                 "link": f"/posts/{c['post_id']}" if can_read else None,
+                # ids and case actions only for the roles that open cases
+                **(
+                    {"id": c["id"], **actions[c["id"]]}
+                    if c["id"] in actions
+                    else {"id": None, "case_id": None, "can_open": False}
+                ),
             }
             for c in clusters
         ],
