@@ -7,6 +7,7 @@ import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -256,3 +257,27 @@ def test_a_shipped_guarded_post_is_sealed_again_only_when_its_mac_verifies() -> 
         guard.receive(tampered, mac)
     with pytest.raises(ValueError, match="MAC"):
         Guard(b"x" * 32).receive(fields, mac)  # another key: not our guard's work
+
+
+def test_an_item_cannot_call_itself_news_in_a_social_source(workspace: Any) -> None:
+    """An item's own ``kind: news`` must not lift it out of the guard's social checks: in a social source it is
+    invalid (named, not stored); a news source keeps news, and its items may still say they are social."""
+    from sqlalchemy import select
+
+    from openear.store.schema import posts
+
+    strike = {"id": "s1", "kind": "news", "author": "rider_zed", "created_at": "2026-11-28T08:00:00Z",
+              "text": "Hi, rider_zed here (Zed Rivera). We are organising a strike on friday, sign our petition"}
+    named = {"id": "s2", "kind": "social", "author": "rider_zed", "created_at": "2026-11-28T09:00:00Z",
+             "text": "rider_zed here: the app crashed at the station again today"}
+    _, stats = workspace.import_rows([strike, named], name="social.jsonl", source="forum")
+    assert (stats.invalid, stats.withheld, stats.stored) == (1, 0, 1)
+    _, stats = workspace.import_rows([{**strike, "id": "n1"}, {**named, "id": "n2"}], name="news.jsonl",
+                                     source="press", kind="news")
+    assert (stats.invalid, stats.withheld, stats.stored) == (0, 0, 2)  # the story is news; n2 says it is social
+    with workspace.store.connect() as conn:
+        stored = {r.external_id: r for r in conn.execute(select(posts.c.external_id, posts.c.kind, posts.c.text))}
+    assert set(stored) == {"s2", "n1", "n2"}
+    for social in ("s2", "n2"):
+        assert stored[social].kind == "social" and "rider_zed" not in stored[social].text
+    assert stored["n1"].kind == "news"  # a publisher's story about a strike is kept

@@ -76,7 +76,7 @@ def test_detect_format() -> None:
 def test_jsonl_native() -> None:
     path = FIXTURES / "native.jsonl"
     got = posts(path, "jsonl", SourceSpec("forum", connector="files", country="US", lang="en"))
-    assert list(got) == ["n1", "n2", "n3", "4"]
+    assert list(got) == ["n1", "n2", "4"]
     n1 = got["n1"]
     assert (n1.platform, n1.kind, n1.visibility) == ("import", "social", "public")
     assert n1.created_at == utc(2026, 3, 1, 9, 15)
@@ -88,7 +88,11 @@ def test_jsonl_native() -> None:
     assert n2.text == "Café pay went down again"  # NFC, control character removed, stripped
     assert n2.created_at == utc(2026, 3, 1, 8, 0) and n2.visibility == "consented"
     assert (n2.lang_hint, n2.country) == ("en", "US")  # the source's hints
-    n3 = got["n3"]
+    assert "n3" not in got  # a news item: invalid in a social source, where it would escape the guard's checks
+    assert f"{path}:3: kind: 'news' items belong in a news source (--kind news); 'forum' is social" in outcomes(
+        path, "jsonl", SourceSpec("forum", connector="files")
+    )
+    n3 = posts(path, "jsonl", SourceSpec("press", connector="files", kind="news"))["n3"]
     assert n3.kind == "news" and n3.author_id is None and n3.created_at == utc(2026, 3, 2, 8, 0)  # naive = UTC
     assert got["4"].created_at == datetime(2026, 3, 3, 12, 0, 0, 500000, tzinfo=UTC)
 
@@ -99,8 +103,10 @@ def test_platform_follows_the_connector() -> None:
 
 
 def test_csv_native() -> None:
-    got = posts(FIXTURES / "native.csv", "csv")
+    assert list(posts(FIXTURES / "native.csv", "csv")) == ["c1", "c2"]  # c3 says news: not in a social source
+    got = posts(FIXTURES / "native.csv", "csv", SourceSpec("mixed", kind="news"))  # c1 and c2 say they are social
     assert list(got) == ["c1", "c2", "c3"]
+    assert [p.kind for p in got.values()] == ["news", "social", "news"]  # c1 states no kind: the source's
     assert got["c1"].text == "Scheduling is a mess,\nthree blocks cancelled"  # quoted newline kept
     assert got["c1"].url is None and got["c1"].title is None  # empty cells are absent
     assert (got["c1"].lang_hint, got["c1"].country) == ("en", "US")
@@ -401,3 +407,23 @@ def test_streams_in_constant_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == 50_000
     assert peak < 4_000_000, peak
+
+
+def test_native_records_honour_a_group_privacy_field(tmp_path: Path) -> None:
+    """A converted export that states a group's privacy in its own words is refused like 4CAT's (guardrail 1)."""
+    path = tmp_path / "groups.jsonl"
+    base = {"text": "pay was late again", "created_at": "2026-11-20T08:00:00Z", "author": "a"}
+    rows = [
+        {**base, "id": "g1", "group_privacy": "closed"},
+        {**base, "id": "g2", "privacy": "Friends"},
+        {**base, "id": "g3", "group_visibility": "PUBLIC", "visibility": "private"},  # a refusal wins
+        {**base, "id": "g4", "privacy": "Public group"},
+        {**base, "id": "g5", "privacy": "banana"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    got = outcomes(path, "jsonl")
+    assert [p.visibility if isinstance(p, Post) else p for p in got] == [
+        "closed", "private", "private", "public", f"{path}:5: privacy: unknown privacy value 'banana'",
+    ]
+    verdicts = [Guard(b"k" * 32).check(p, "public") for p in got if isinstance(p, Post)]
+    assert [v.rejection.reason if v.rejection else "ok" for v in verdicts] == ["closed", "private", "private", "ok"]

@@ -267,6 +267,20 @@ def privacy_visibility(text: str) -> str | None:
     return None
 
 
+def _privacy_columns(p: Mapping[str, Any], columns: tuple[str, ...]) -> list[str]:
+    """The visibilities that an item's privacy columns state (:func:`privacy_visibility`); an unknown wording makes
+    the item invalid rather than public."""
+    found: list[str] = []
+    for column in columns:
+        value = text_field(p.get(column), column)
+        if value is not None:
+            mapped = privacy_visibility(value)
+            if mapped is None:
+                raise InvalidField(column, f"unknown privacy value {echo(value)}")
+            found.append(mapped)
+    return found
+
+
 def _merge_visibility(found: list[str], default: str) -> str:
     for refused in ("secret", "closed", "private"):
         if refused in found:
@@ -278,14 +292,34 @@ def _merge_visibility(found: list[str], default: str) -> str:
 # openear's own records (jsonl and csv)
 
 
+def item_kind(value: object, field: str, spec: SourceSpec) -> str:
+    """An item's kind: the source's, unless the item says ``social`` (allowed in a news source). An item that says
+    ``news`` in a social source is invalid: the guard withholds protected topics and scrubs authors' names in
+    social posts only, so an item must not opt out of that by calling itself news; a publisher's feed is declared
+    a news source (``--kind news``)."""
+    kind = choice_field(value, field, KINDS)
+    if kind == "news" and spec.kind != "news":
+        raise InvalidField(field, f"'news' items belong in a news source (--kind news); {spec.name!r} is social")
+    return kind or spec.kind
+
+
+_NATIVE_PRIVACY_COLUMNS = ("group_privacy", "privacy", "group_visibility")
+
+
 def normalise_native(raw: RawItem, spec: SourceSpec) -> Post:
-    """An openear record (``jsonl`` or ``csv``) as a :class:`Post`."""
+    """An openear record (``jsonl`` or ``csv``) as a :class:`Post`. Besides ``visibility``, a ``group_privacy``,
+    ``privacy`` or ``group_visibility`` field is read as :func:`privacy_visibility` reads 4CAT's: an item marked
+    private, closed or secret in any of them is refused by the guard."""
     p = _payload(raw)
     external_id = id_field(p.get("id"), "id")
     text = text_field(p.get("text"), "text", required=True, multiline=True)
     created = parse_datetime(p.get("created_at"), "created_at")
-    kind = choice_field(p.get("kind"), "kind", KINDS) or spec.kind
-    visibility = choice_field(p.get("visibility"), "visibility", ITEM_VISIBILITIES) or spec.visibility
+    kind = item_kind(p.get("kind"), "kind", spec)
+    stated = choice_field(p.get("visibility"), "visibility", ITEM_VISIBILITIES)
+    # a group's privacy in a converted export's own words ("group_privacy": "closed") counts too: refusals win
+    visibility = _merge_visibility(
+        _privacy_columns(p, _NATIVE_PRIVACY_COLUMNS) + ([stated] if stated else []), stated or spec.visibility
+    )
     author = id_field(p.get("author"), "author", required=False)
     if author is None and kind == "social":
         raise InvalidField("author", "required for social posts")
@@ -513,7 +547,7 @@ def normalise_4cat(raw: RawItem, spec: SourceSpec) -> Post:
         created = parse_datetime(p.get("unix_timestamp"), "unix_timestamp", platform=True)
     else:
         created = parse_datetime(p.get("timestamp"), "timestamp", platform=True)
-    kind = choice_field(p.get("kind"), "kind", KINDS) or spec.kind
+    kind = item_kind(p.get("kind"), "kind", spec)
     handle = id_field(p.get("author"), "author", required=False)
     author_id = id_field(p.get("author_id"), "author_id", required=False) or handle
     if author_id is None and kind == "social":
@@ -524,14 +558,7 @@ def normalise_4cat(raw: RawItem, spec: SourceSpec) -> Post:
     if platform is None and url:
         host = platform_name(url)
         platform = host if host in ("x", "facebook", "reddit", "instagram", "tiktok", "youtube", "telegram") else None
-    found: list[str] = []
-    for column in _4CAT_PRIVACY_COLUMNS:
-        value = text_field(p.get(column), column)
-        if value is not None:
-            mapped = privacy_visibility(value)
-            if mapped is None:
-                raise InvalidField(column, f"unknown privacy value {echo(value)}")
-            found.append(mapped)
+    found = _privacy_columns(p, _4CAT_PRIVACY_COLUMNS)
     return Post(
         source=raw.source,
         external_id=external_id,  # type: ignore[arg-type]
