@@ -120,3 +120,18 @@ def test_restore_refuses_the_wrong_kind_of_file(db_url: str, tmp_path: Path) -> 
         restore(db_url, junk)
     with pytest.raises(ConfigError, match="no such backup"):
         restore(db_url, tmp_path / "missing.bak")
+
+
+def test_a_damaged_backup_is_refused_in_one_line_and_the_database_is_left_as_it_was(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.import_rows(ROWS)
+    good = backup(workspace.settings.database_url, tmp_path / "good.bak")
+    damaged = tmp_path / "damaged.bak"
+    damaged.write_bytes(good.path.read_bytes()[: good.bytes // 3])  # a copy cut short: the header is still SQLite's
+    before = fingerprint(workspace.store)
+    result = runner.invoke(app, ["--home", str(workspace.home), "restore", "--force", str(damaged)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert f"{damaged}: the backup is damaged" in " ".join(result.output.split())
+    assert fingerprint(workspace.store) == before  # nothing of the damaged copy reached the database

@@ -297,3 +297,125 @@ def test_the_workspace_sentiment_mode_is_the_default_and_mode_overrides_it(home:
     result = invoke(home, "import", str(first), "--source", "forum", "--visibility", "consented")
     assert result.exit_code != 0
     assert f"{config}: sentiment_mode: must be one of fast, accurate, rules, not 'slow'" in result.output
+
+
+def test_error_messages_keep_their_brackets(home: Path) -> None:
+    """An error is printed as written: '[[teams]]' (or "openear[ray]") is not eaten as console markup."""
+    result = invoke(home, "users", "add", "dana", "--role", "owner", "--team", "Nope")
+    assert result.exit_code == 2
+    assert "([[teams]] in openear.toml" in " ".join(result.output.split())
+    assert "[[teams]]" in " ".join(invoke(home, "users", "teams", "--help").output.split())
+
+
+def test_search_and_topics_print_posts_with_brackets_as_written(home: Path, tmp_path: Path) -> None:
+    """A public post's text is data, not console markup: '[/b]' must not crash the command, '[user]' must show."""
+    rows = [post_row(i, f"zzqq app crash [/b] then [user] said [red]same[/red] number {i}",
+                     created_at=f"2026-11-{20 + i % 7:02d}T10:00:00Z") for i in range(1, 9)]
+    assert invoke(home, "import", str(write(tmp_path / "b.jsonl", rows)), "--source", "forum",
+                  "--visibility", "public").exit_code == 0
+    result = runner.invoke(app, ["--home", str(home), "search", "zzqq", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "[/b] then [user] said [red]same[/red]" in out
+    topics = runner.invoke(app, ["--home", str(home), "topics", "--day", "2026-11-27"])
+    assert topics.exit_code == 0, topics.output
+    # a case titled from such a post (flagging it takes its text as the title): listed and shown as written
+    opened = runner.invoke(app, ["--home", str(home), "cases", "open", "--post", "1"])
+    assert opened.exit_code == 0, opened.output
+    case_id = opened.output.split("#")[1].split()[0].strip(".:,")
+    for args in (["cases", "list"], ["cases", "show", case_id]):
+        shown = runner.invoke(app, ["--home", str(home), *args])
+        assert shown.exit_code == 0, shown.output
+        assert "[/b] then [user]" in " ".join(shown.output.split()), args
+
+
+def test_ctrl_c_in_backfill_and_reenrich_says_what_is_kept_and_how_to_resume(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openear.backfill
+    import openear.reenrich
+
+    f = write(tmp_path / "big.jsonl", [post_row(i, f"Tips missing again, order {i}") for i in range(1, 21)])
+    real = openear.backfill._resume
+
+    def interrupted(items, after, head, skipped):  # type: ignore[no-untyped-def]
+        for n, item in enumerate(real(items, after, head, skipped)):
+            if n == 24:  # 12 items and their marks read: some batches of 2 are committed, some in flight
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(openear.backfill, "_resume", interrupted)
+    args = ("backfill", str(f), "--source", "archive", "--visibility", "public", "--batch-size", "2")
+    result = invoke(home, *args)
+    assert result.exit_code == 130
+    out = " ".join(result.output.split())
+    found = re.search(rf"Interrupted: lines 1 to (\d+) of {re.escape(str(f))} are committed \(the checkpoint\)\. "
+                      r"Run the same command again to resume after line (\d+)\.", out)
+    assert found is not None, out
+    line = int(found.group(1))
+    assert 2 <= line < 12 and found.group(2) == found.group(1)
+    with sqlite3.connect(home / "openear.db") as db:
+        assert db.execute("SELECT count(*) FROM posts WHERE source = 'archive'").fetchone()[0] == line
+    monkeypatch.setattr(openear.backfill, "_resume", real)
+    again = invoke(home, *args, "--json")
+    assert again.exit_code == 0
+    summary = json.loads(again.output.splitlines()[-1])
+    assert summary["skipped"] == line and summary["stored"] == 20 - line  # resumed where the message said
+
+    def stop(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(openear.reenrich, "reenrich", stop)
+    result = invoke(home, "reenrich", "--since", "2026-11-01")
+    assert result.exit_code == 130
+    assert "Interrupted: the posts of every committed batch keep their new labels" in " ".join(result.output.split())
+
+
+def test_the_commands_and_files_in_deploy_md_are_the_real_ones() -> None:
+    """Every openear command in docs/deploy.md's code blocks uses real commands and options (``--help`` after them
+    exits 0; an unknown one exits 2), and every environment file the prose names is the one the units read."""
+    import shlex
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", doc, flags=re.S)
+    commands = []
+    for line in "\n".join(blocks).splitlines():
+        found = re.search(r"(?:^|/bin/)openear ([a-z][^#'\n]*)", line.split("ExecStart=")[-1])
+        if found:
+            commands.append(shlex.split(found.group(1)))
+    assert len(commands) >= 6 and ["serve", "--host", "127.0.0.1", "--port", "8080"] in commands
+    for argv in commands:
+        result = runner.invoke(app, [*argv, "--help"])
+        assert result.exit_code == 0, f"docs/deploy.md: openear {' '.join(argv)}: {result.output}"
+    unit_files = set(re.findall(r"EnvironmentFile=-?(\S+)", doc))
+    assert unit_files == {"/etc/openear.env"}
+    named = set(re.findall(r"`(/etc/openear[^`\s]*)`", doc))
+    assert named and named <= unit_files, f"the prose names {named - unit_files}, the units read {unit_files}"
+
+
+def test_an_undeclared_source_keeps_the_visibility_of_its_first_import(home: Path, tmp_path: Path) -> None:
+    """Re-importing a consented source as public must not silently relabel its stored posts; omitting
+    --visibility the second time uses the recorded one, as the first error message promises."""
+    f = write(tmp_path / "forum.jsonl", [post_row(i, f"Scheduling blocks vanish, shift {i}") for i in range(1, 4)])
+    assert invoke(home, "import", str(f), "--source", "forum", "--visibility", "consented").exit_code == 0
+    flipped = invoke(home, "import", str(f), "--source", "forum", "--visibility", "public")
+    assert flipped.exit_code == 2
+    assert "holds posts imported as 'consented', not 'public'" in " ".join(flipped.output.split())
+    again = invoke(home, "import", str(f), "--source", "forum", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output.splitlines()[-1])["unchanged"] == 3
+    with sqlite3.connect(home / "openear.db") as db:
+        assert db.execute("SELECT DISTINCT visibility FROM posts WHERE source = 'forum'").fetchall() == [("consented",)]
+    backfilled = invoke(home, "backfill", str(f), "--source", "forum", "--visibility", "public")
+    assert backfilled.exit_code == 2 and "holds posts imported as 'consented'" in " ".join(backfilled.output.split())
+
+
+def test_docs_sources_md_names_every_connector_a_source_may_declare() -> None:
+    """docs/sources.md's `connector =` line lists every connector openear.toml accepts, "files" included."""
+    from openear.sources_config import CONNECTORS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "sources.md").read_text(encoding="utf-8")
+    line = next(x for x in doc.splitlines() if x.startswith("connector = ") and "#" in x)
+    listed = {c.strip() for c in line.split("#", 1)[1].split("|")}
+    assert listed == set(CONNECTORS)
+    assert '(`connector = "files"`)' in doc  # and says how a file source is declared and imported

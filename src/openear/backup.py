@@ -165,15 +165,20 @@ def restore(url: str, src: Path, *, force: bool = False) -> int:
             path = _sqlite_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
             source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
-            out = sqlite3.connect(path)
             try:
-                ok = source.execute("PRAGMA integrity_check").fetchone()
+                try:  # before the target is opened: a damaged backup leaves the database as it was
+                    ok = source.execute("PRAGMA integrity_check").fetchone()
+                except sqlite3.DatabaseError as exc:  # truncated, or not a database past its header
+                    raise OpenearError(f"{src}: the backup is damaged ({exc}); nothing was restored") from None
                 if ok is None or ok[0] != "ok":
-                    raise OpenearError(f"{src}: the backup failed its integrity check: {ok}")
-                source.backup(out)
-                out.execute("PRAGMA journal_mode=WAL")
+                    raise OpenearError(f"{src}: the backup failed its integrity check: {ok}; nothing was restored")
+                out = sqlite3.connect(path)
+                try:
+                    source.backup(out)
+                    out.execute("PRAGMA journal_mode=WAL")
+                finally:
+                    out.close()
             finally:
-                out.close()
                 source.close()
         else:
             args, env = _pg_args(url)

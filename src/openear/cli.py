@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from openear import settings as settings_mod
 from openear.errors import OpenearError
@@ -51,7 +52,8 @@ def _home(ctx: typer.Context, home: Path | None) -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    """Print ``error: MESSAGE`` (the message as written: brackets such as ``[[teams]]`` are not markup) and exit."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -119,6 +121,12 @@ def _mode(mode: str | None) -> str | None:
     if mode is not None and mode not in MODES:
         _fail(f"--mode: must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
+
+
+def _interrupted(message: str) -> None:
+    """After Ctrl+C in a resumable command: say what is kept and how to go on; exit 130 as shells expect."""
+    err.print(f"Interrupted: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(130)
 
 
 def _count_lines(path: Path) -> int | None:
@@ -198,7 +206,7 @@ def import_(
     from openear.pipeline import import_file
 
     with _workspace(ctx, home) as ws:
-        spec = _file_spec(ws.settings, source, visibility, fmt, kind, country, lang)
+        spec = _file_spec(ws.settings, source, visibility, fmt, kind, country, lang, ws)
         store = ws.store
         total = _count_lines(file) if file.is_file() else None
         with _progress() as bar:
@@ -215,9 +223,23 @@ def import_(
         raise typer.Exit(1)
 
 
+def _stored_visibility(store: Store, source: str) -> str | None:
+    """The visibility an earlier import recorded for a source that openear.toml does not declare."""
+    from sqlalchemy import select
+
+    from openear.store.schema import sources
+
+    with store.connect() as conn:
+        return conn.execute(select(sources.c.visibility).where(sources.c.name == source)).scalar_one_or_none()
+
+
 def _file_spec(settings: settings_mod.Settings, source: str, visibility: str | None, fmt: str | None,
-               kind: str | None, country: str | None, lang: str | None):  # -> SourceSpec
-    """The source a file's items go to, from the options and its declaration (shared by import and backfill)."""
+               kind: str | None, country: str | None, lang: str | None,
+               ws: _Workspace | None = None):  # -> SourceSpec
+    """The source a file's items go to, from the options and its declaration (shared by import and backfill).
+
+    A source that openear.toml does not declare keeps the visibility its first import gave it: a later import
+    may omit ``--visibility`` but not change it (that would silently relabel its stored posts)."""
     from openear.connectors import files
     from openear.settings import SourceSpec
 
@@ -229,9 +251,14 @@ def _file_spec(settings: settings_mod.Settings, source: str, visibility: str | N
               "(openear never collects private or closed groups)")
     if kind is not None and kind not in ("social", "news"):
         _fail(f"--kind: must be 'social' or 'news', not {kind!r}")
+    stored = _stored_visibility(ws.store, source) if declared is None and ws is not None else None
+    if stored is not None and visibility is not None and visibility != stored:
+        _fail(f"source {source!r} holds posts imported as {stored!r}, not {visibility!r}; import into a new source "
+              f"name, or declare the source in {settings.config_path}")
+    visibility = visibility or stored
     if declared is None and visibility is None:
         _fail(f"source {source!r} is not declared in {settings.config_path}; "
-              "pass --visibility public or --visibility consented to declare it")
+              "pass --visibility public or --visibility consented (later imports of it keep that)")
     if declared is not None and visibility is not None and visibility != declared.visibility:
         _fail(f"source {source!r} is declared {declared.visibility!r} in {settings.config_path}, "
               f"not {visibility!r}")
@@ -293,7 +320,7 @@ def backfill(
     _mode(mode)
     with _workspace(ctx, home) as ws:
         settings = ws.settings
-        spec = _file_spec(settings, source, visibility, fmt, kind, country, lang)
+        spec = _file_spec(settings, source, visibility, fmt, kind, country, lang, ws)
         if not file.is_file():
             _fail(f"{file}: no such file")
         store = ws.store
@@ -304,6 +331,13 @@ def backfill(
                 pipeline = BatchPipeline(store, eng, batch_size=batch_size, after_run=feeder(settings, store))
                 result = run_backfill(store, file, fmt, spec, pipeline,
                                       restart=restart, progress=lambda n: bar.advance(task, n))
+        except KeyboardInterrupt:
+            from openear.backfill import checkpoint_key, done_line, file_head
+
+            line = done_line(store, checkpoint_key(file, spec.name), file_head(file))
+            _interrupted(f"lines 1 to {line} of {file} are committed (the checkpoint). Run the same command again "
+                         f"to resume after line {line}." if line else
+                         "no batch was committed yet. Run the same command again to start over.")
         finally:
             eng.close()
     stats = result.stats
@@ -512,8 +546,8 @@ def search(
         table.add_column(col, overflow="fold")
     for r in rows:
         body = f"{r['title']}: {r['text']}" if r["title"] and r["kind"] == "news" else r["text"]
-        table.add_row(f"{r['created_at']:%Y-%m-%d %H:%M}", r["source"], r["category"] or "",
-                      body if len(body) <= 200 else body[:199] + "…")
+        table.add_row(f"{r['created_at']:%Y-%m-%d %H:%M}", Text(r["source"]), r["category"] or "",
+                      Text(body if len(body) <= 200 else body[:199] + "…"))  # posts' text is not markup
     console.print(table)
 
 
@@ -620,9 +654,9 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
             extra = [f"deleted at source {r.deleted}"] if r.deleted else []
             extra += [f"skipped {k} {v}" for k, v in sorted(r.skipped.items())]
             if r.state != "ok":
-                extra.append(f"[bold red]{r.state}[/]: {r.error}")
+                extra.append(f"{r.state}: {r.error}")  # an error's text (a server's answer) is not markup
             if extra:
-                console.print(f"{name}: " + "; ".join(extra), highlight=False)
+                console.print(f"{name}: " + "; ".join(extra), highlight=False, markup=False)
     if collector.fatal:  # e.g. the database's disk is full: every source stopped after its last whole batch
         _fail(collector.fatal, 1)
     if any(r.error for r in totals.values()):
@@ -729,7 +763,7 @@ def users_teams(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Show an owner's teams, or set them with --set (teams from [[teams]] or the taxonomy's owners)."""
+    """Show an owner's teams, or set them with --set (teams from [\\[teams]] or the taxonomy's owners)."""
     from sqlalchemy import select
 
     from openear import audit
@@ -1020,13 +1054,17 @@ def reenrich(
         _fail(f"--since/--until: {exc}")
     with _workspace(ctx, home) as ws:
         settings, store = ws.settings, ws.store
-        with _progress() as bar:
-            task = bar.add_task("reenrich", total=None)
-            result = run_reenrich(store, settings, since=start, until=end, since_spec=since,
-                                  until_spec=until, mode=mode or settings.sentiment_mode, only=only,
-                                  batch_size=batch_size,
-                                  on_total=lambda n: bar.update(task, total=n),
-                                  progress=lambda n: bar.advance(task, n))
+        try:
+            with _progress() as bar:
+                task = bar.add_task("reenrich", total=None)
+                result = run_reenrich(store, settings, since=start, until=end, since_spec=since,
+                                      until_spec=until, mode=mode or settings.sentiment_mode, only=only,
+                                      batch_size=batch_size,
+                                      on_total=lambda n: bar.update(task, total=n),
+                                      progress=lambda n: bar.advance(task, n))
+        except KeyboardInterrupt:
+            _interrupted("the posts of every committed batch keep their new labels. Run the same command again to "
+                         "resume after the last one.")
         audit.log(store, "cli", "reenrich", target=f"since {since}", detail=result.as_dict())
     if as_json:
         print(json.dumps(result.as_dict()))
@@ -1076,7 +1114,8 @@ def topics_(
         table.add_column(col, overflow="fold")
     for t in shown:
         samples = "\n".join(f"[{p['id']}] {p['text'][:120]}" for p in t["posts"])
-        table.add_row(str(t["rank"]), ", ".join(t["terms"]), str(t["n_posts"]), str(t["n_previous"]), samples)
+        table.add_row(str(t["rank"]), Text(", ".join(t["terms"])), str(t["n_posts"]), str(t["n_previous"]),
+                      Text(samples))  # posts' text is not markup
     console.print(table, highlight=False)
 
 # -- cases and alerts (issue 5) ---------------------------------------------------------------------------------
@@ -1133,7 +1172,7 @@ def cases_list(
     for col in ("id", "status", "priority", "team", "posts", "title"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["id"]), r["status"], r["priority"], r["team"], str(r["posts"]), r["title"][:70])
+        table.add_row(str(r["id"]), r["status"], r["priority"], r["team"], str(r["posts"]), Text(r["title"][:70]))
     console.print(table)
 
 
@@ -1152,8 +1191,9 @@ def cases_show(ctx: typer.Context, case_id: int, as_json: JsonOption = False) ->
         print(json.dumps(_jsonable(case), ensure_ascii=False))
         return
     assert case is not None
-    console.print(f"[bold]#{case['id']} {case['title']}[/]  {case['status']} · {case['priority']} · {case['team']}"
-                  f" · assignee {case['assignee'] or '-'} · {case['post_count']} posts", highlight=False)
+    console.print(Text.assemble((f"#{case['id']} {case['title']}", "bold"),
+                                f"  {case['status']} · {case['priority']} · {case['team']} · assignee "
+                                f"{case['assignee'] or '-'} · {case['post_count']} posts"), highlight=False)
     for e in case["events"]:
         detail = json.dumps(e["detail"], ensure_ascii=False)
         console.print(f"  {e['at']:%Y-%m-%d %H:%M} {e['actor']}: {e['kind']} {detail}", highlight=False, markup=False)
@@ -1254,7 +1294,7 @@ def alerts_list(
     for a in rows:
         table.add_row(str(a["id"]), a["status"], f"{a['dimension']}={a['value']}",
                       f"{a['bucket_start']:%Y-%m-%d %H:%M} ({a['granularity']})", str(a["observed"]),
-                      f"{a['expected']:.1f}", ", ".join(a["terms"][:5]))
+                      f"{a['expected']:.1f}", Text(", ".join(a["terms"][:5])))
     console.print(table)
 
 
@@ -1336,7 +1376,8 @@ def schedule_run(
             return
         done = sched.run_due()
     for r in done:
-        console.print(f"{r.name}: {'ok' if r.ok else '[bold red]failed[/]'}: {r.summary}", highlight=False)
+        status = Text("ok") if r.ok else Text("failed", style="bold red")
+        console.print(Text.assemble(f"{r.name}: ", status, f": {r.summary}"), highlight=False)
     if not done:
         console.print("No job was due.")
     if any(not r.ok for r in done):
