@@ -427,3 +427,18 @@ def test_native_records_honour_a_group_privacy_field(tmp_path: Path) -> None:
     ]
     verdicts = [Guard(b"k" * 32).check(p, "public") for p in got if isinstance(p, Post)]
     assert [v.rejection.reason if v.rejection else "ok" for v in verdicts] == ["closed", "private", "private", "ok"]
+
+
+def test_a_bad_byte_in_the_first_record_is_that_line_s_problem(tmp_path: Path) -> None:
+    """One stray Latin-1 byte in line 1 of JSON Lines loses line 1 only, as on any other line; a file whose lines
+    all fail to decode is still refused as not UTF-8."""
+    path = tmp_path / "in.jsonl"
+    good = json.dumps({"id": "b", "text": "fine", "created_at": "2026-11-20T08:00:00Z", "author": "y"})
+    path.write_bytes(b'{"id": "a", "text": "caf\xe9", "created_at": "2026-11-20T08:00:00Z", "author": "x"}\n'
+                     + good.encode() + b"\n")
+    assert files.detect_format(path) == "jsonl"
+    got = outcomes(path, "jsonl")
+    assert got[0] == f"{path}:1: encoding: not UTF-8: invalid byte 0xe9 at byte offset 24"
+    assert isinstance(got[1], Post) and got[1].external_id == "b"
+    path.write_bytes(b'{"id": "a", "text": "caf\xe9"}\n{"id": "b", "text": "ni\xf1o"}\n')
+    assert fatal(path, "jsonl") == f"{path}: not UTF-8: invalid byte 0xe9 at byte offset 24 (line 1)"

@@ -175,6 +175,8 @@ def _first_line(path: Path, fh: BinaryIO, offset: int) -> str | None:
         try:
             return line.data.decode("utf-8")
         except UnicodeDecodeError as exc:
+            if line.data.lstrip()[:1] == b"{":  # a JSON object with a bad byte: that line's problem (read_items)
+                return line.data.decode("utf-8", errors="replace")
             raise InputFormatError(f"{path}: {_decode_problem(line, exc)} (line {line.number})") from None
     return None
 
@@ -244,9 +246,7 @@ def _json_lines(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) ->
         else:
             try:
                 text = line.data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if nonblank == 0:
-                    raise InputFormatError(f"{path}: {_decode_problem(line, exc)} (line {line.number})") from None
+            except UnicodeDecodeError as exc:  # held like any problem before the first object (below)
                 item = InvalidItem(origin, line.number, "encoding", _decode_problem(line, exc))
             else:
                 first_text = text if first_text is None else first_text
@@ -263,11 +263,19 @@ def _json_lines(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) ->
         else:
             held.append(item)
             if nonblank >= SNIFF_LINES:
-                raise InputFormatError(_not_json_lines(path, nonblank, held[0], first_text))
+                raise InputFormatError(_not_readable(path, nonblank, held, first_text))
     if not found:
         if nonblank == 0:
             raise InputFormatError(f"{path}: empty file")
-        raise InputFormatError(_not_json_lines(path, nonblank, held[0] if held else None, first_text))
+        raise InputFormatError(_not_readable(path, nonblank, held, first_text))
+
+
+def _not_readable(path: Path, nonblank: int, held: list[InvalidItem], first_text: str | None) -> str:
+    """Why no line of the file's start is a JSON object: not UTF-8 at all (every line so far failed to decode),
+    else not JSON Lines. A single bad byte in an otherwise good file is only that line's problem."""
+    if held and all(item.field == "encoding" for item in held):
+        return f"{path}: {held[0].problem} (line {held[0].line})"
+    return _not_json_lines(path, nonblank, held[0] if held else None, first_text)
 
 
 # ----------------------------------------------------------------------------------------------------------------
