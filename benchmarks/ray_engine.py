@@ -52,7 +52,8 @@ def _run(settings: Any, path: Path, db: Path, engine: Any, batch: int) -> tuple[
 
     store = Store(f"sqlite:///{db}")
     store.migrate()
-    spec = SourceSpec("bench", connector="files", visibility="public", kind="social")
+    # declared news so that the generated news rows stay news; every row states its kind (social rows are social)
+    spec = SourceSpec("bench", connector="files", visibility="public", kind="news")
     pipeline = BatchPipeline(store, engine, batch_size=batch)
     t = time.perf_counter()
     result = backfill(store, path, "jsonl", spec, pipeline)

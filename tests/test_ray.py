@@ -31,7 +31,8 @@ from openear.workspace import init_workspace
 ray = pytest.importorskip("ray", reason="issue 7: the Ray engine needs ray (pip install -e '.[test]')")
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "openear" / "data" / "demo" / "posts.jsonl"
-SPEC = SourceSpec("demo", connector="files", visibility="public", kind="social")
+# declared news so that the demo's news rows stay news: every demo row states its kind (social rows are social)
+SPEC = SourceSpec("demo", connector="files", visibility="public", kind="news")
 WORDS = ("late", "pay", "route", "app", "tip", "wait", "station", "order", "map", "support", "shift", "block")
 
 
