@@ -835,10 +835,36 @@ def tokens_create(
     print(token)
 
 
+@tokens_app.command("list")
+def tokens_list(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's tokens.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """List API tokens, newest first: id, user, name, prefix, role, created, last used, revoked (never a value)."""
+    from openear.web import tokens
+
+    with _workspace(ctx, home) as ws, ws.store.connect() as conn:
+        rows = tokens.list_tokens(conn, user)
+    if as_json:
+        print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]))
+        return
+    table = Table(title="API tokens", title_justify="left")
+    for col in ("id", "user", "name", "prefix", "role", "created (UTC)", "last used", "revoked"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        table.add_row(str(r["id"]), Text(r["username"]), Text(r["name"]), Text(r["prefix"]), r["role"],
+                      f"{r['created_at']:%Y-%m-%d %H:%M}",
+                      f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "never",
+                      f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "")
+    console.print(table)
+
+
 @tokens_app.command("revoke")
 def tokens_revoke(
     ctx: typer.Context,
-    token_id: Annotated[int, typer.Argument(help="The token's id (see the Users page).", show_default=False)],
+    token_id: Annotated[int, typer.Argument(help="The token's id ('openear tokens list').", show_default=False)],
     home: HomeOption = None,
 ) -> None:
     """Revoke an API token."""

@@ -183,6 +183,15 @@ def test_cli_users_tokens_and_audit_verify(web: Any) -> None:
     me = web.client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
     assert me["username"] == "frank" and me["role"] == "analyst"
     assert run.invoke(cli, ["--home", home, "tokens", "create", "--user", "nobody"]).exit_code == 2
+    listed = json.loads(run.invoke(cli, ["--home", home, "tokens", "list", "--user", "frank", "--json"]).stdout)
+    assert [(t["username"], t["name"], t["revoked_at"]) for t in listed] == [("frank", "api", None)]
+    assert listed[0]["last_used_at"] is not None and token not in json.dumps(listed)  # used above; never the value
+    assert token[: len(listed[0]["prefix"])] == listed[0]["prefix"]
+    assert run.invoke(cli, ["--home", home, "tokens", "revoke", str(listed[0]["id"])]).exit_code == 0
+    table = run.invoke(cli, ["--home", home, "tokens", "list"]).output
+    assert "frank" in table and token not in table
+    after = json.loads(run.invoke(cli, ["--home", home, "tokens", "list", "--user", "frank", "--json"]).stdout)
+    assert after[0]["revoked_at"] is not None
 
     assert run.invoke(cli, ["--home", home, "users", "disable", "frank"]).exit_code == 0
     assert web.client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
