@@ -347,7 +347,8 @@ def backfill(
         print(json.dumps({"source": source, "engine": engine, "skipped": result.skipped, **stats.as_dict()}))
     else:
         if result.skipped:
-            console.print(f"Resumed after {result.skipped} item(s) stored by an earlier run.", highlight=False)
+            console.print(f"Resumed after {result.skipped} item(s) that an earlier run already committed "
+                          "(stored, withheld or rejected).", highlight=False)
         console.print(stats_table(f"Backfilled {file} ({engine})", {source: stats}))
     if stats.invalid:
         raise typer.Exit(1)
