@@ -356,6 +356,8 @@ def test_ctrl_c_in_backfill_and_reenrich_says_what_is_kept_and_how_to_resume(
     assert 2 <= line < 12 and found.group(2) == found.group(1)
     with sqlite3.connect(home / "openear.db") as db:
         assert db.execute("SELECT count(*) FROM posts WHERE source = 'archive'").fetchone()[0] == line
+        last = "SELECT status FROM runs WHERE source = 'archive' ORDER BY id DESC LIMIT 1"
+        assert db.execute(last).fetchone()[0] == "interrupted"  # not "failed": nothing went wrong
     monkeypatch.setattr(openear.backfill, "_resume", real)
     again = invoke(home, *args, "--json")
     assert again.exit_code == 0
@@ -419,3 +421,11 @@ def test_docs_sources_md_names_every_connector_a_source_may_declare() -> None:
     listed = {c.strip() for c in line.split("#", 1)[1].split("|")}
     assert listed == set(CONNECTORS)
     assert '(`connector = "files"`)' in doc  # and says how a file source is declared and imported
+
+
+def test_run_takes_the_sentiment_mode_like_collect(home: Path) -> None:
+    """`openear run` (the long-running service) chooses the sentiment mode as `collect` does, checked up front."""
+    for command in ("run", "collect"):
+        result = invoke(home, command, "--mode", "bogus")
+        assert result.exit_code == 2, result.output
+        assert "--mode: must be one of fast, accurate, rules, not 'bogus'" in " ".join(result.output.split())

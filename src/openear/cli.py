@@ -574,12 +574,13 @@ def run(
     engine: EngineOption = "local",
     address: AddressOption = None,
     workers: WorkersOption = None,
+    mode: Annotated[str | None, typer.Option("--mode", help=MODE_HELP)] = None,
     home: HomeOption = None,
 ) -> None:
     """Run every live source on its interval, and the scheduled jobs (reports, escalations, spike alerts, purge),
     until SIGTERM or Ctrl+C (a failing source or job never blocks the others)."""
     _collect(ctx, home, [], once=False, as_json=as_json, engine=engine, address=address, workers=workers,
-             schedule=True)
+             mode=_mode(mode), schedule=True)
 
 
 def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: bool, as_json: bool,

@@ -103,7 +103,8 @@ def count_rejection(stats: RunStats, r: Rejection) -> None:
 @contextmanager
 def recorded_run(store: Store, spec: SourceSpec, kind: str) -> Iterator[tuple[int, RunStats]]:
     """Declare ``spec``'s source, open a run of ``kind`` and yield ``(run_id, stats)``; the run is finished with
-    ``stats`` and status ``ok`` (``partial`` when some items were invalid) or, when the body raises, ``failed``."""
+    ``stats`` and status ``ok`` (``partial`` when some items were invalid), ``interrupted`` (Ctrl+C) or, when the
+    body raises, ``failed``."""
     store.declare_source(
         spec.name, connector=spec.connector, visibility=spec.visibility, kind=spec.kind, country=spec.country
     )
@@ -113,6 +114,9 @@ def recorded_run(store: Store, spec: SourceSpec, kind: str) -> Iterator[tuple[in
     try:
         yield run_id, stats
         status = "partial" if stats.invalid else "ok"
+    except KeyboardInterrupt:
+        status = "interrupted"  # an operator's choice, not a failure; a re-run resumes
+        raise
     finally:
         store.finish_run(run_id, stats, status)
 

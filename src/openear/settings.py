@@ -169,7 +169,7 @@ retention_days = {retention_days}
 key_file = "pseudonym.key"
 
 # The sentiment model collection and imports use unless a command says --mode: "fast" (the default), "accurate"
-# (opt-in: pip install 'openear[accurate]'; ~8x slower, a few points better) or "rules" (bulk backfills).
+# (opt-in: pip install 'openear[accurate]'; about 10-15x slower, 3-4 points better) or "rules" (bulk backfills).
 # sentiment_mode = "fast"
 
 # The category taxonomy with its English and Spanish rules (a copy of the shipped preset; edit freely).

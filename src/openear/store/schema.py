@@ -46,7 +46,7 @@ runs = Table(
     Column("source", String(200)),
     Column("started_at", DateTime, nullable=False),
     Column("finished_at", DateTime),
-    Column("status", String(20), nullable=False),  # running, ok, partial, failed
+    Column("status", String(20), nullable=False),  # running, ok, partial, failed, interrupted
     Column("stats", Text),  # JSON of RunStats
 )
 
