@@ -135,3 +135,51 @@ def test_a_damaged_backup_is_refused_in_one_line_and_the_database_is_left_as_it_
     assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
     assert f"{damaged}: the backup is damaged" in " ".join(result.output.split())
     assert fingerprint(workspace.store) == before  # nothing of the damaged copy reached the database
+
+
+def test_a_store_keeps_to_the_key_its_authors_were_pseudonymised_with(
+    db_url: str, workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Restored without its key file, a store refuses imports with another key (one author, two pseudonyms), says
+    how to mend it, and takes them again after `openear key accept`; nothing is stored in between."""
+    from sqlalchemy import func, select
+
+    from openear.store.schema import posts
+    from openear.workspace import init_workspace
+
+    workspace.import_rows(ROWS)
+    first = workspace.store.key_fingerprint()
+    assert first is not None and len(first) == 16
+    file = tmp_path / "openear.backup"
+    assert invoke(workspace.home, "backup", str(file)).exit_code == 0
+
+    url = fresh_url(db_url, tmp_path, request.getfixturevalue("pg_database") if "postgresql" in db_url else None)
+    monkeypatch.setenv("OPENEAR_DATABASE_URL", url)
+    other = tmp_path / "other"
+    init_workspace(other)  # its own, new key: the backup's key file was not copied
+    result = runner.invoke(app, ["--home", str(other), "restore", str(file)])
+    assert result.exit_code == 1
+    out = " ".join(result.output.split())
+    assert "Restored 3 posts" in out and f"pseudonymised with another key ({first};" in out
+    assert "openear key accept" in out
+    shown = " ".join(invoke(other, "key", "show").output.split())
+    assert f"the store's key: {first} (different: imports are refused)" in shown
+
+    more = other / "more.jsonl"
+    more.write_text('{"id": "9", "text": "pay late again", "created_at": "2026-11-20T08:00:00Z", "author": "a"}\n')
+    refused = runner.invoke(app, ["--home", str(other), "import", str(more), "--source", "test-source"])
+    assert refused.exit_code == 2 and "pseudonymised with another key" in " ".join(refused.output.split())
+    restored = Store(url)
+    try:
+        with restored.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(posts)).scalar() == 3
+        assert invoke(other, "key", "accept", "--yes").exit_code == 0
+        assert restored.key_fingerprint() not in (None, first)
+        taken = runner.invoke(app, ["--home", str(other), "import", str(more), "--source", "test-source"])
+        assert taken.exit_code == 0, taken.output
+        with restored.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(posts)).scalar() == 4
+            actions = [e["action"] for e in audit.entries(conn)]
+        assert "key.accept" in actions
+    finally:
+        restored.close()

@@ -916,6 +916,47 @@ def backup_cmd(
                   "The pseudonym key is not in the backup: keep a copy of it elsewhere.")
 
 
+key_app = typer.Typer(help="The pseudonym key: its fingerprint, and the store's.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("show")
+def key_show(ctx: typer.Context, home: HomeOption = None) -> None:
+    """Print the fingerprints of this workspace's key and of the key the store's authors were pseudonymised with."""
+    from openear.guard import key_fingerprint, load_key
+
+    with _workspace(ctx, home) as ws:
+        mine = key_fingerprint(load_key(ws.settings.key_path))
+        stored = ws.store.key_fingerprint()
+    console.print(f"this workspace's key: {mine}", highlight=False)
+    console.print(f"the store's key:      {stored or '(none yet: the first import records it)'}"
+                  + ("" if stored in (None, mine) else "  (different: imports are refused)"), highlight=False)
+
+
+@key_app.command("accept")
+def key_accept(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Make this workspace's key the store's (after a lost key): posts stored from now on get new pseudonyms, so an
+    author's old and new posts no longer share one. Recorded in the audit log."""
+    from openear import audit
+    from openear.guard import key_fingerprint, load_key
+
+    with _workspace(ctx, home) as ws:
+        mine = key_fingerprint(load_key(ws.settings.key_path))
+        stored = ws.store.key_fingerprint()
+        if stored == mine:
+            console.print(f"The store already uses this workspace's key ({mine}).", highlight=False)
+            return
+        if stored is not None and not yes:
+            typer.confirm(f"Replace the store's key {stored} with {mine}? New posts get new pseudonyms", abort=True)
+        ws.store.bind_key(mine, replace=True)
+        audit.log(ws.store, "cli", "key.accept", target="pseudonym_key", detail={"from": stored, "to": mine})
+    console.print(f"The store now takes posts pseudonymised with {mine}.", highlight=False)
+
+
 @app.command("restore")
 def restore_cmd(
     ctx: typer.Context,
@@ -926,11 +967,17 @@ def restore_cmd(
     """Restore a backup into this workspace's database (a fresh instance, unless --force)."""
     from openear import audit
     from openear.backup import restore
+    from openear.guard import key_fingerprint, load_key
 
     with _workspace(ctx, home) as ws:
         n = restore(ws.settings.database_url, file, force=force)
         audit.log(ws.store, "cli", "restore", target=str(file), detail=json.dumps({"posts": n, "force": force}))
+        stored, mine = ws.store.key_fingerprint(), key_fingerprint(load_key(ws.settings.key_path))
     console.print(f"Restored {n} posts from {file}.")
+    if stored not in (None, mine):
+        _fail(f"the restored posts were pseudonymised with another key ({stored}; this workspace's is {mine}): "
+              f"copy that workspace's key file to {ws.settings.key_path} (mode 0600) before the next import, or "
+              "run 'openear key accept' to give new posts new pseudonyms", 1)
 
 
 @app.command("eval")

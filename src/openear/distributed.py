@@ -53,6 +53,7 @@ from openear.pipeline import (
     count_rejection,
     recorded_run,
     store_batch,
+    store_key,
 )
 from openear.settings import Settings, SourceSpec
 from openear.store import Store
@@ -214,7 +215,8 @@ class LocalEngine:
     workers = 1
 
     def __init__(self, settings: Settings, *, mode: str | None = None, store: Store | None = None) -> None:
-        self.worker = BatchWorker(load_key(settings.key_path), _taxonomy(settings), mode, _trained(settings, store))
+        key = store_key(settings, store) if store is not None else load_key(settings.key_path)
+        self.worker = BatchWorker(key, _taxonomy(settings), mode, _trained(settings, store))
         self.guard = self.worker.guard  # checks and seals what the worker shipped (the same process here)
         self.resubmitted = 0
 
@@ -290,7 +292,7 @@ class RayEngine:
         ray = _ray()
         self._ray = ray
         taxonomy = _taxonomy(settings)
-        key = load_key(settings.key_path)
+        key = store_key(settings, store) if store is not None else load_key(settings.key_path)
         self.guard = Guard(key)  # checks and seals what the workers ship back
         if workers is not None and workers < 1:
             raise ConfigError("--workers: must be at least 1")

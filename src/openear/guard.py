@@ -78,6 +78,12 @@ def load_key(path: Path) -> bytes:
     return key
 
 
+def key_fingerprint(key: bytes) -> str:
+    """A short name for ``key`` that reveals nothing about it (an HMAC of a constant), kept in the store so that a
+    writer with another key is refused (:meth:`openear.store.Store.bind_key`)."""
+    return hmac.new(key, b"openear:pseudonym-key-fingerprint:v1", hashlib.sha256).hexdigest()[:16]
+
+
 def pseudonym(key: bytes, platform: str, author_id: str) -> str:
     """``HMAC-SHA256(key, platform:author_id)``, truncated, prefixed ``p_``."""
     digest = hmac.new(key, f"{platform}:{author_id}".encode(), hashlib.sha256).hexdigest()

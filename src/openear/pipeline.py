@@ -100,6 +100,16 @@ def count_rejection(stats: RunStats, r: Rejection) -> None:
         stats.rejected[r.reason] = stats.rejected.get(r.reason, 0) + 1
 
 
+def store_key(settings: Settings, store: Store) -> bytes:
+    """The workspace's pseudonym key, bound to ``store``: the first writer records its fingerprint, and a writer
+    with another key is refused (:meth:`Store.bind_key`), so one author never gets two pseudonyms unnoticed."""
+    from openear.guard import key_fingerprint
+
+    key = load_key(settings.key_path)
+    store.bind_key(key_fingerprint(key))
+    return key
+
+
 @contextmanager
 def recorded_run(store: Store, spec: SourceSpec, kind: str) -> Iterator[tuple[int, RunStats]]:
     """Declare ``spec``'s source, open a run of ``kind`` and yield ``(run_id, stats)``; the run is finished with
@@ -187,7 +197,7 @@ class Pipeline:
         enrichment.warm_deduper(store.recent_signatures(datetime.now(UTC) - DEDUPE_WINDOW))
         from openear.triage.feed import feeder
 
-        return cls(store, Guard(load_key(settings.key_path)), enrichment, batch_size, feeder(settings, store))
+        return cls(store, Guard(store_key(settings, store)), enrichment, batch_size, feeder(settings, store))
 
     def run(
         self,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from openear.errors import ConfigError
 from openear.models import EnrichedPost, GuardedPost, Rejection, RunStats
@@ -119,6 +119,46 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- the pseudonym key ----------------------------------------------------------------------------------------
+    def key_fingerprint(self) -> str | None:
+        """The fingerprint of the key the stored authors were pseudonymised with; ``None`` before the first write."""
+        with self.connect() as conn:
+            return conn.execute(
+                select(schema.store_meta.c.value).where(schema.store_meta.c.name == "pseudonym_key")
+            ).scalar_one_or_none()
+
+    def bind_key(self, fingerprint: str, *, replace: bool = False) -> str | None:
+        """Record ``fingerprint`` (:func:`openear.guard.key_fingerprint`) as the store's key, or check it against the
+        recorded one: :class:`ConfigError` when they differ, unless ``replace`` (``openear key accept``: new posts
+        get new pseudonyms on purpose). Returns the fingerprint recorded before (``None``: none yet)."""
+        meta = schema.store_meta
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for _ in range(2):  # a writer that starts at the same moment may record it first: then check against it
+            before = self.key_fingerprint()
+            if before == fingerprint:
+                return before
+            if before is not None and not replace:
+                raise ConfigError(
+                    f"the stored authors were pseudonymised with another key (fingerprint {before}; this "
+                    f"workspace's key is {fingerprint}): use that key (the key file of the workspace the database "
+                    "came from, or $OPENEAR_PSEUDONYM_KEY), or run 'openear key accept' to give new posts new "
+                    "pseudonyms from now on"
+                )
+            try:
+                with self.begin() as conn:
+                    if before is None:
+                        conn.execute(insert(meta).values(name="pseudonym_key", value=fingerprint, updated_at=now))
+                    else:
+                        conn.execute(
+                            update(meta)
+                            .where(meta.c.name == "pseudonym_key")
+                            .values(value=fingerprint, updated_at=now)
+                        )
+                return before
+            except IntegrityError:
+                continue
+        raise ConfigError("the pseudonym key's fingerprint could not be recorded")  # pragma: no cover
 
     # -- runs and sources -----------------------------------------------------------------------------------
     def declare_source(

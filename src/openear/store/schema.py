@@ -444,3 +444,14 @@ Index(
     posts.c.sentiment,
     posts.c.category,
 )
+
+# ---- the store's own facts: migration 0013_store_meta ------------------------------------------------------------
+# ``pseudonym_key``: the fingerprint (an HMAC of a constant, which reveals nothing about the key) of the key that
+# pseudonymised the stored authors. Writers refuse another key, so one person never gets two pseudonyms unnoticed.
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
