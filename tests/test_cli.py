@@ -429,3 +429,18 @@ def test_run_takes_the_sentiment_mode_like_collect(home: Path) -> None:
         result = invoke(home, command, "--mode", "bogus")
         assert result.exit_code == 2, result.output
         assert "--mode: must be one of fast, accurate, rules, not 'bogus'" in " ".join(result.output.split())
+
+
+def test_a_workspace_not_yet_migrated_is_told_to_run_init(home: Path, tmp_path: Path) -> None:
+    """After an upgrade, a command that needs a newer table says how to migrate, not SQL's traceback."""
+    with sqlite3.connect(home / "openear.db") as db:  # as a workspace from before migration 0013 was
+        db.execute("DROP TABLE store_meta")
+        db.execute("DELETE FROM alembic_version WHERE version_num = '0013_store_meta'")
+    f = write(tmp_path / "a.jsonl", [post_row(1, "Tips missing again")])
+    args = ("import", str(f), "--source", "forum", "--visibility", "public")
+    result = invoke(home, *args)
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert "the database has no store_meta: its schema is older than this openear; run 'openear init'" in out
+    assert invoke(home, "init").exit_code == 0  # idempotent: migrates in place
+    assert invoke(home, *args).exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,10 +60,23 @@ def _fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def _errors() -> Iterator[None]:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     try:
         yield
     except OpenearError as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+    except (OperationalError, ProgrammingError) as exc:
+        missing = _MISSING.search(str(exc.orig))
+        if missing is None:
+            raise
+        # a workspace made by an older openear, not yet migrated: say how, rather than SQL's traceback
+        what = missing.group(1) or missing.group(2)
+        _fail(f"the database has no {what}: its schema is older than this openear; run 'openear init' for this "
+              "workspace to upgrade it in place (safe to repeat)")
+
+
+_MISSING = re.compile(r'no such (?:table|column): (\S+)|(?:relation|column) "?([^"\s]+)"? does not exist')
 
 
 class _Workspace:
