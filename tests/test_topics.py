@@ -18,7 +18,7 @@ from openear.pipeline import import_file
 from openear.settings import SourceSpec
 from openear.store.queries import Period
 from openear.store.schema import posts, topics
-from openear.topics import emerging_topics, latest_topics, topics_for_day
+from openear.topics import emerging_topics, find_topics, latest_topics, topics_for_day
 
 runner = CliRunner()
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -120,6 +120,16 @@ def test_a_stable_stream_has_no_emerging_topic(db_url: str, workspace: Any) -> N
     _import(workspace, [r for r in _rows(with_new=False) if not r["id"].startswith("copy")])
     assert emerging_topics(workspace.store, DAY.date()) == []
     assert latest_topics(workspace.store) == []
+
+
+def test_posts_that_share_only_filler_words_are_no_theme() -> None:
+    """Questions such as "anyone else ...?" about unrelated things were reported as a topic "anyone, else"."""
+    unrelated = [next(FILLER) + " " + next(FILLER) for _ in range(8)]
+    current = [f"Does anyone else get {u}? Something is off, {u}." for u in unrelated]
+    current += [f"Alguien más con {u}? Otra vez lo mismo, {u}." for u in unrelated]
+    found = find_topics(current, [])
+    filler = {"anyone", "else", "something", "alguien", "otra", "vez"}
+    assert [terms for terms, *_ in found if filler & set(terms)] == []
 
 
 def test_topics_command_and_report_section(workspace: Any, tmp_path: Path) -> None:

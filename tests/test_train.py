@@ -55,6 +55,8 @@ def test_train_refuses_too_few_labels_and_names_the_classes(db_url: str, workspa
     assert "too few labelled examples" in result.output
     assert "app_issue (4)" in result.output and "safety (7)" in result.output
     assert "pay_tips" not in result.output.split("too few labelled examples")[1].split(";")[0]
+    flat = " ".join(result.output.split())
+    assert "correct the category of more posts" in flat and "out of the file" not in flat  # no file: the store
     with workspace.store.connect() as conn:
         assert conn.execute(select(models)).all() == []
 

@@ -40,6 +40,22 @@ REPRESENTATIVES = 3
 EXCERPT = 280
 _URLS = re.compile(r"https?://\S+|www\.\S+")
 _TOKEN = r"(?u)\b[^\W\d_]{3,}\b"
+# Words that carry no theme, beyond the alerts' short list: without them, posts that merely share "anyone else",
+# "something", "alguien" or "otra vez" were reported as an emerging topic. Folded like the texts (no accents).
+_FILLER = (
+    "anyone anybody anything anyway someone somebody something everyone everybody everything nobody nothing "
+    "else every each either neither another others both such same own here where which whom whose these those "
+    "much many more most less least few several may might must shall could would should does did doing done "
+    "being been having yet ever never always often sometimes maybe perhaps quite rather really actually "
+    "though although because while until unless whether upon onto over under above below after before "
+    "through during without within around again once twice well back away off still lol yeah okay guys "
+    "alguien algun alguna alguno algunos algunas nadie ninguno ninguna otro otra otros otras cada vez veces "
+    "pues tambien tampoco mismo misma solo aun ahora antes despues siempre nunca entonces aunque mientras "
+    "donde quien cual cuales cuanto cuanta tan tanto tanta ese esos esas aquel aquella unos unas nuestro "
+    "nuestra vuestro suyo tuyo mio estos estas eres somos sois estan estas estaba estamos haber hemos habia "
+    "tener tenia tiene sido siendo vamos voy va"
+)
+_FUNCTION_WORDS = frozenset(fold(w) for w in _FILLER.split())
 _STOP = sorted(
     STOPWORDS
     | PLACEHOLDERS
@@ -86,6 +102,7 @@ _STOP = sorted(
         "nos",
         "mis",
     }
+    | _FUNCTION_WORDS
 )
 
 

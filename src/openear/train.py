@@ -107,18 +107,21 @@ def class_counts(examples: Sequence[Example]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def check_examples(examples: Sequence[Example], minimum: int = MIN_EXAMPLES) -> list[str]:
-    """The classes to learn; :class:`TooFewExamples` naming every class below ``minimum``."""
+def check_examples(examples: Sequence[Example], minimum: int = MIN_EXAMPLES, *, from_store: bool = False) -> list[str]:
+    """The classes to learn; :class:`TooFewExamples` naming every class below ``minimum``. ``from_store``: the
+    examples are analysts' corrections, so the advice is to correct more posts (there is no file to edit)."""
     counts = class_counts(examples)
     few = {c: n for c, n in counts.items() if n < minimum}
+    if from_store:
+        advice = "correct the category of more posts of those classes on their pages, or train from a file: --from"
+    else:
+        advice = "label more posts of those classes, or leave them out of the file"
     if few:
         listed = ", ".join(f"{c} ({n})" for c, n in sorted(few.items()))
-        raise TooFewExamples(
-            f"too few labelled examples: {listed}; every class needs at least {minimum} "
-            "(label more posts of those classes, or leave them out of the file)"
-        )
+        raise TooFewExamples(f"too few labelled examples: {listed}; every class needs at least {minimum} ({advice})")
     if len(counts) < 2:
-        raise TooFewExamples(f"need at least 2 classes with {minimum} examples each, found {len(counts)}")
+        where = " among the analysts' category corrections" if from_store else ""
+        raise TooFewExamples(f"need at least 2 classes with {minimum} examples each, found {len(counts)}{where}")
     return sorted(counts)
 
 
@@ -219,7 +222,7 @@ def train(
         raise ConfigError(f"--features: must be one of {', '.join(FEATURES)}, not {features!r}")
     start = time.perf_counter()
     examples = list(examples)
-    classes = check_examples(examples)
+    classes = check_examples(examples, from_store=data_source == "store")
     counts = class_counts(examples)
     multi_label = any(len(e.labels) != 1 for e in examples)
     encoder_files = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -169,6 +170,9 @@ def test_analyst_label_override_is_stored_as_analyst_label_and_audited(web: Any)
     assert json.loads(changes[-1]["detail"])["from"] == "support"
     bad = c.put(f"/api/v1/posts/{pid}/labels/primary", json={"value": "union_organising"})
     assert bad.status_code == 400  # protected topics are not labels anyone can pick
+    typo = c.put(f"/api/v1/posts/{pid}/labels/primary", json={"value": "account_standing"}).json()["error"]
+    assert typo.startswith("primary: 'account_standing' is not one of ")  # names the values to pick from
+    assert "account_status" in typo and "pay_tips" in typo and "union" not in typo
     assert c.put(f"/api/v1/posts/{pid}/labels/lang", json={"value": "en"}).status_code == 422
     assert c.put("/api/v1/posts/999999/labels/sentiment", json={"value": "positive"}).status_code == 404
     viewer = _bearer(web, "viewer")
@@ -200,12 +204,17 @@ def test_exports_in_three_formats_carry_the_notice_and_no_authors(web: Any) -> N
     r = c.get("/api/v1/posts/export", params={"format": "parquet", "kind": "news"})
     table = pq.read_table(io.BytesIO(r.content))
     assert table.num_rows == 1 and "author_pseudonym" not in table.column_names
+    assert str(table.schema.field("created_at").type) == "timestamp[us, tz=UTC]"  # a date, not a string to parse
+    with web.store.connect() as conn:
+        stored = conn.execute(select(posts.c.created_at).where(posts.c.id == table.column("id")[0].as_py())).scalar()
+    assert table.column("created_at")[0].as_py() == stored.replace(tzinfo=UTC)  # the store's naive UTC
     assert b"withheld" in table.schema.metadata[b"openear.notice"]
 
     with web.store.connect() as conn:
         exports = [e for e in audit.entries(conn) if e["action"] == "posts.export"]
     assert _audit_count(web) == before + 3 and len(exports) == 3
     assert json.loads(exports[0]["detail"]) == {"format": "csv", "q": "tips", "rows": 2}
+    assert {e["target"] for e in exports} == {"api:posts"}  # told apart from the explorer's downloads
 
 
 def test_csv_export_defuses_spreadsheet_formulas(web: Any) -> None:
@@ -220,9 +229,10 @@ def test_explorer_download_links_export_the_same_search(web: Any) -> None:
     assert 'href="/posts/export?q=tips&amp;lang=en&amp;format=csv"' in page
     r = c.get("/posts/export", params={"q": "tips", "lang": "en", "format": "csv"})
     assert r.status_code == 200 and r.text.startswith("# Exported from")
+    with web.store.connect() as conn:
+        assert [e["target"] for e in audit.entries(conn) if e["action"] == "posts.export"] == ["posts"]
     assert c.get("/posts/export", params={"format": "xlsx"}).status_code == 400
     assert web.login("viewer").get("/posts/export").status_code == 403
-
 
 
 def test_the_export_notice_names_any_organisation_without_a_possessive(web: Any) -> None:
@@ -239,6 +249,7 @@ def test_the_export_notice_names_any_organisation_without_a_possessive(web: Any)
     assert "Exported from openear (organisation: openear demo (synthetic data)) on " in header
     assert guard_notice({}, "Acme's Couriers").startswith("Exported from openear (organisation: Acme's Couriers) on ")
     assert guard_notice({}).startswith("Exported from openear on ")  # the default name is not repeated
+
 
 # -- saved searches ---------------------------------------------------------------------------------------------
 
@@ -270,7 +281,6 @@ def test_saved_searches_on_the_posts_page(web: Any) -> None:
     assert "Tips in English" not in c.get("/posts").text
 
 
-
 def test_an_unreadable_query_is_not_saved_and_the_api_says_why(web: Any) -> None:
     a = _bearer(web, "analyst")
     before = _audit_count(web)
@@ -281,6 +291,7 @@ def test_an_unreadable_query_is_not_saved_and_the_api_says_why(web: Any) -> None
     good = a.post("/api/v1/searches", json={"name": "Fine", "query": "tips NEAR/5 app"})
     assert good.status_code == 201 and good.json()["query"] == "tips NEAR/5 app"
     assert a.post("/api/v1/searches", json={"name": "Everything", "query": "  "}).status_code == 201
+
 
 # -- audit coverage ---------------------------------------------------------------------------------------------
 

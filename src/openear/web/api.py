@@ -418,7 +418,8 @@ def export_response(request: Request, user: User, pq: PostQuery, fmt: str, limit
         return _bad(f"q: {exc}")
     notice = exports.guard_notice(guard, settings.organisation)
     body = exports.render(rows, [c.name for c in COLUMNS], fmt, notice)
-    audit.log(store, user.username, "posts.export", "posts", {**pq.audit_detail(), "format": fmt, "rows": len(rows)})
+    target = "api:posts" if request.url.path.startswith(router.prefix) else "posts"  # as lists: where it came from
+    audit.log(store, user.username, "posts.export", target, {**pq.audit_detail(), "format": fmt, "rows": len(rows)})
     return exports.response(body, fmt, "openear-posts", notice)
 
 

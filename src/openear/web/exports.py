@@ -58,15 +58,13 @@ def render(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, not
         return buf.getvalue().encode("utf-8")
     if fmt == "jsonl":
         lines = [json.dumps({"notice": notice}, ensure_ascii=False)]
-        lines += [
-            json.dumps({c: _cell(row.get(c)) for c in columns}, ensure_ascii=False, default=str) for row in rows
-        ]
+        lines += [json.dumps({c: _cell(row.get(c)) for c in columns}, ensure_ascii=False, default=str) for row in rows]
         return ("\n".join(lines) + "\n").encode("utf-8")
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        data = [{c: _cell(row.get(c)) for c in columns} for row in rows]
+        data = [{c: _parquet_cell(row.get(c)) for c in columns} for row in rows]
         table = pa.Table.from_pylist(data, schema=_arrow_schema(data, columns))
         table = table.replace_schema_metadata({"openear.notice": notice})
         out = io.BytesIO()
@@ -81,9 +79,19 @@ def _arrow_schema(data: list[dict[str, Any]], columns: Sequence[str]) -> Any:
     fields = []
     for c in columns:
         sample = next((d[c] for d in data if d.get(c) is not None), None)
+        if isinstance(sample, datetime):  # a real timestamp: readers filter and sort by it without parsing
+            fields.append(pa.field(c, pa.timestamp("us", tz="UTC")))
+            continue
         whole = isinstance(sample, int) and not isinstance(sample, bool)
         fields.append(pa.field(c, pa.int64() if whole else pa.string()))
     return pa.schema(fields)
+
+
+def _parquet_cell(value: Any) -> Any:
+    """Parquet keeps datetimes as UTC timestamps (the store's naive values are UTC); anything else as is."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
 
 
 def _csv_safe(value: Any) -> Any:

@@ -39,7 +39,8 @@ def override_label(
     if name not in EDITABLE:
         raise ValueError(f"label: one of {', '.join(EDITABLE)}")
     if value not in allowed.get(name, []):
-        raise ValueError(f"{name}: not one of the allowed values")
+        shown = value if len(value) <= 60 else value[:59] + "…"
+        raise ValueError(f"{name}: {shown!r} is not one of {', '.join(allowed.get(name, []))}")
     column = EDITABLE[name]
     before = conn.execute(select(posts.c[column]).where(posts.c.id == post_id)).first()
     if before is None:

@@ -487,6 +487,8 @@ def _post_filters(
 
     errors: list[str] = []
     d_since, d_until = _day(since, "From", errors), _day(until, "To", errors)
+    if d_since and d_until and d_since > d_until:
+        errors.append(f"From ({d_since}) is after To ({d_until}): no post can match; swap the dates")
     filters = {
         "q": q_[:500].strip(),
         "category": category[:100],
@@ -520,6 +522,10 @@ def posts(request: Request, explored: Explored, page: str = "1") -> Response:
     with store.connect() as conn:
         try:
             rows, total = find_posts(conn, search, flt, PAGE_SIZE, (page_n - 1) * PAGE_SIZE)
+            last = max(1, math.ceil(total / PAGE_SIZE))
+            if page_n > last:  # past the end (an old link, fewer matches now): the last page, not "Page 9 of 3"
+                page_n = last
+                rows, total = find_posts(conn, search, flt, PAGE_SIZE, (page_n - 1) * PAGE_SIZE)
         except SearchError as exc:
             query_error, rows, total = str(exc), [], 0
         everything = _all_time()
