@@ -164,6 +164,12 @@ def test_search_title_says_how_many_match_and_how_many_are_shown(home: Path, tmp
     with store.connect() as conn:
         details = [d for (d,) in conn.execute(select(audit_log.c.detail).where(audit_log.c.action == "search"))]
     assert details == ["20 posts", "25 posts", "1 posts", "20 posts"]  # what was shown
+    # a query that starts with "-" (exclude a word) is a query, as on the page and the API, not an unknown option
+    excluded = invoke(home, "search", "-block", "--limit", "5")
+    assert excluded.exit_code == 0, excluded.output
+    assert excluded.output.splitlines()[0].strip() == "0 posts match -block"
+    kept = invoke(home, "search", "-missing7", "--limit", "30")
+    assert kept.output.splitlines()[0].strip() == "25 posts match -missing7"
 
 
 def test_report_writes_html_markdown_and_csv(home: Path, tmp_path: Path) -> None:

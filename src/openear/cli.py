@@ -519,7 +519,8 @@ def purge(
                   f"(retention {settings.retention_days} days).")
 
 
-@app.command()
+# a query may start with "-" (exclude a word): an unknown option-like word is the query, not an error
+@app.command(context_settings={"ignore_unknown_options": True})
 def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help='Query, e.g. \'(tip OR tips) NEAR/3 missing lang:en -refund\'.')],

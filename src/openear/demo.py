@@ -107,6 +107,9 @@ def run_demo(home: Path, *, progress: Callable[[str, int], None] | None = None) 
 
             _, stats = pipe.run(spec, items, normalise, kind="demo", progress=tick)  # type: ignore[arg-type]
             result.stats[spec.name] = stats
+        from openear.topics import emerging_topics
+
+        emerging_topics(store)  # as the daily job would: reports and the overview show what it found, or that it looked
         out = home / "reports"
         out.mkdir(exist_ok=True)
         with store.connect() as conn:

@@ -21,11 +21,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, insert, or_, select
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from openear.alerts import PLACEHOLDERS, STOPWORDS
 from openear.store import Store, utcnow
-from openear.store.schema import labels, posts, topics
+from openear.store.schema import labels, posts, store_meta, topics
 from openear.textmatch import fold
 
 __all__ = ["Topic", "emerging_topics", "latest_topics", "parse_day", "topics_for_day", "topics_for_report"]
@@ -264,6 +264,7 @@ def emerging_topics(
     if save:
         now = utcnow()
         with store.begin() as conn:
+            _mark_checked(conn, last, now)
             conn.execute(delete(topics).where(topics.c.day == last.isoformat()))
             if result:
                 conn.execute(
@@ -284,6 +285,27 @@ def emerging_topics(
                     ],
                 )
     return result
+
+
+CHECKED = "topics_checked_day"  # store_meta: the latest day the job looked for topics, found or not
+
+
+def _mark_checked(conn: Connection, day: date, now: datetime) -> None:
+    """Remember that ``day`` was looked at (the latest such day wins), so that "none found" is told apart from
+    "not looked yet"."""
+    meta = store_meta
+    known = conn.execute(select(meta.c.value).where(meta.c.name == CHECKED)).scalar_one_or_none()
+    if known is None:
+        conn.execute(insert(meta).values(name=CHECKED, value=day.isoformat(), updated_at=now))
+    elif known < day.isoformat():
+        conn.execute(update(meta).where(meta.c.name == CHECKED).values(value=day.isoformat(), updated_at=now))
+
+
+def last_checked(store_or_conn: Store | Connection) -> date | None:
+    """The latest day the topics job looked at (:func:`emerging_topics` with ``save``), or ``None``: never."""
+    with _conn_of(store_or_conn) as conn:
+        value = conn.execute(select(store_meta.c.value).where(store_meta.c.name == CHECKED)).scalar_one_or_none()
+    return date.fromisoformat(value) if value else None
 
 
 # -- reading ------------------------------------------------------------------------------------------------------

@@ -49,6 +49,22 @@ def test_overview_links_clusters_for_analysts_and_accepts_ranges(web: Any) -> No
     assert c.get("/?since=999999999999d").status_code == 200
 
 
+def test_overview_tells_no_topics_found_from_not_looked_for_yet(web: Any) -> None:
+    """"No emerging topics" means something only once the topics job has looked (the demo looks once)."""
+    from openear.topics import emerging_topics, last_checked
+
+    page = " ".join(web.login("analyst").get("/").text.split())
+    assert "Not looked for yet: <code>openear run</code> looks every day at 00:15 UTC" in page
+    assert "No emerging topics found" not in page
+    today = datetime.now(UTC).date()
+    assert emerging_topics(web.store, today) == [] and last_checked(web.store) == today
+    emerging_topics(web.store, today - timedelta(days=3))  # an older day looked at later does not move it back
+    assert last_checked(web.store) == today
+    page = " ".join(web.login("analyst").get("/").text.split())
+    assert f"No emerging topics found in this period (last looked for on {today.isoformat()})." in page
+    assert "Not looked for yet" not in page
+
+
 def test_overview_shows_emerging_topics_and_links_their_posts_only_for_readers(web: Any) -> None:
     import json
 

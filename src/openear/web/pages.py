@@ -25,7 +25,7 @@ from openear import audit
 from openear.models import KINDS, SENTIMENTS
 from openear.store import Store
 from openear.store import queries as q
-from openear.topics import latest_topics
+from openear.topics import last_checked, latest_topics
 from openear.web import auth, labeling, overrides, saved
 from openear.web.roles import can, may_access_team_object, requires
 from openear.web.search import SearchError, find_posts
@@ -377,6 +377,7 @@ def overview(request: Request, since: str = "30d", until: str = "") -> Response:
         figures = store.aggregates.get(conn, key, lambda: _overview_figures(conn, period))
         spikes = _spikes(conn, period, user)
         emerging = latest_topics(conn, on_or_before=period.last_day, not_before=period.first_day)
+        topics_checked = last_checked(conn) if not emerging else None
         actions = _cluster_actions(conn, request, user, [c["id"] for c in figures["clusters"]])  # per user: uncached
     clusters, totals, volume = figures["clusters"], figures["totals"], figures["volume"]
     sentiment, languages, sources, guard = figures["sentiment"], figures["lang"], figures["source"], figures["guard"]
@@ -424,6 +425,7 @@ def overview(request: Request, since: str = "30d", until: str = "") -> Response:
             for t in emerging
         ],
         can_see_alerts=can(user, "alerts.read"),
+        topics_checked=topics_checked,
         period_label=f"{label} · {period.first_day:%d %b %Y} to {period.last_day:%d %b %Y}",
         notice=notice,
         stats=stats,
