@@ -53,3 +53,30 @@ def test_a_change_and_its_audit_row_commit_together_after_the_change_took_the_lo
         assert [e["action"] for e in audit.entries(conn)] == ["settings.change", "user.add"]
         assert audit.verify(conn)
     store.close()
+
+
+def test_audit_list_prints_the_newest_entries_of_an_actor_or_action_and_is_itself_recorded(workspace) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from openear.cli import app
+
+    for i in range(3):
+        audit.log(workspace.store, "ana", "post.view", f"post:{i}")
+    audit.log(workspace.store, "ben", "export", "posts", {"format": "csv", "rows": 12})
+    runner = CliRunner()
+    home = ["--home", str(workspace.home)]
+    listed = runner.invoke(app, [*home, "audit", "list", "--actor", "ana", "--limit", "2", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert [(r["actor"], r["action"], r["target"]) for r in rows] == [("ana", "post.view", "post:2"),
+                                                                       ("ana", "post.view", "post:1")]
+    table = runner.invoke(app, [*home, "audit", "list", "--action", "export"])
+    assert table.exit_code == 0, table.output
+    out = " ".join(table.output.split())
+    assert "1 audit entry" in out and "ben" in out and '"rows":12' in out and "ana" not in out
+    with workspace.store.connect() as conn:
+        total, newest = audit.page(conn, action="audit.view")
+        assert total == 2 and newest[0]["actor"] == "cli"  # reading the log is recorded too
+        assert audit.verify(conn)

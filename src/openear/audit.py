@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text
 
 from openear.store.schema import audit_log
 
@@ -108,6 +108,23 @@ def entries(conn: Connection) -> Iterator[dict[str, Any]]:
     """Every row, oldest first."""
     for row in conn.execute(select(audit_log).order_by(audit_log.c.id)).mappings():
         yield dict(row)
+
+
+def page(
+    conn: Connection, *, actor: str = "", action: str = "", limit: int = 100, offset: int = 0
+) -> tuple[int, list[dict[str, Any]]]:
+    """``(total, rows)``: the entries of one ``actor`` and/or ``action`` (all when empty), newest first, ``limit``
+    of them after ``offset`` (the admin page, the API and ``openear audit list``)."""
+    conds = []
+    if actor:
+        conds.append(audit_log.c.actor == actor[:100])
+    if action:
+        conds.append(audit_log.c.action == action[:50])
+    total = int(conn.execute(select(func.count()).select_from(audit_log).where(*conds)).scalar_one())
+    rows = conn.execute(
+        select(audit_log).where(*conds).order_by(audit_log.c.id.desc()).limit(limit).offset(offset)
+    ).mappings()
+    return total, [dict(r) for r in rows]
 
 
 def verify(conn: Connection) -> bool:

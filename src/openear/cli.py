@@ -897,6 +897,38 @@ def tokens_revoke(
     console.print(f"Token {token_id} revoked.")
 
 
+@audit_app.command("list")
+def audit_list(
+    ctx: typer.Context,
+    actor: Annotated[str, typer.Option("--actor", help="Only this actor (a username, 'cli', 'alert:N').")] = "",
+    action: Annotated[str, typer.Option("--action", help="Only this action (e.g. post.view, export, search).")] = "",
+    limit: Annotated[int, typer.Option("--limit", help="Most entries to print.", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """The newest audit entries (who viewed, exported, changed what), optionally of one actor or action. Reading the
+    log is itself recorded, as on the admin page."""
+    from openear import audit
+
+    with _workspace(ctx, home) as ws:
+        with ws.store.connect() as conn:
+            total, rows = audit.page(conn, actor=actor, action=action, limit=limit)
+        audit.log(ws.store, "cli", "audit.view", "audit", {"actor": actor, "action": action, "limit": limit})
+    if as_json:
+        keys = ("id", "at", "actor", "action", "target", "detail")
+        print(json.dumps([{k: (r[k].isoformat() if k == "at" else r[k]) for k in keys} for r in rows],
+                         ensure_ascii=False))
+        return
+    shown = f" (newest {len(rows)} shown)" if total > len(rows) else ""
+    table = Table(title=f"{total} audit entr{'y' if total == 1 else 'ies'}{shown}", title_justify="left")
+    for col in ("id", "at (UTC)", "actor", "action", "target", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["id"]), f"{r['at']:%Y-%m-%d %H:%M:%S}", Text(r["actor"]), Text(r["action"]),
+                      Text(r["target"] or ""), Text(r["detail"] or ""))
+    console.print(table)
+
+
 @audit_app.command("verify")
 def audit_verify(ctx: typer.Context, home: HomeOption = None) -> None:
     """Check the audit log's hash chain; exit 1 if any entry was changed, removed or reordered."""

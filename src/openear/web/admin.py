@@ -205,20 +205,8 @@ def audit_page(request: Request, actor: str = "", action: str = "", page: str = 
         page_n = max(1, min(int(page), 1_000_000))
     except ValueError:
         page_n = 1
-    conds = _audit_conds(actor, action)
     with store.connect() as conn:
-        total = int(conn.execute(select(func.count()).select_from(audit_log).where(*conds)).scalar_one())
-        rows = (
-            conn.execute(
-                select(audit_log)
-                .where(*conds)
-                .order_by(audit_log.c.id.desc())
-                .limit(AUDIT_PAGE)
-                .offset((page_n - 1) * AUDIT_PAGE)
-            )
-            .mappings()
-            .all()
-        )
+        total, rows = audit.page(conn, actor=actor, action=action, limit=AUDIT_PAGE, offset=(page_n - 1) * AUDIT_PAGE)
         actions = [a for (a,) in conn.execute(select(audit_log.c.action).distinct().order_by(audit_log.c.action))]
         intact = audit.verify(conn)
     audit.log(store, me.username, "audit.view", "audit", {"actor": actor, "action": action, "page": page_n})

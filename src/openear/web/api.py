@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from openear import audit
 from openear.store import Store, queries
-from openear.store.schema import audit_log, users
+from openear.store.schema import users
 from openear.web import exports, labeling, saved
 from openear.web.auth import User
 from openear.web.membership import teams_by_user
@@ -518,18 +518,8 @@ def audit_entries(
 ) -> Any:
     """The audit log, newest first, optionally for one actor or action."""
     store = _store(request)
-    conds = []
-    if actor:
-        conds.append(audit_log.c.actor == actor)
-    if action:
-        conds.append(audit_log.c.action == action)
     with store.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(audit_log).where(*conds)).scalar_one()
-        rows = (
-            conn.execute(select(audit_log).where(*conds).order_by(audit_log.c.id.desc()).limit(limit).offset(offset))
-            .mappings()
-            .all()
-        )
+        total, rows = audit.page(conn, actor=actor, action=action, limit=limit, offset=offset)
     audit.log(store, user.username, "audit.view", "api:audit", {"actor": actor, "action": action, "offset": offset})
     items = [AuditEntry(**{**dict(r), "at": _utc(r["at"])}) for r in rows]
     return AuditPage(total=int(total), limit=limit, offset=offset, items=items)
