@@ -134,6 +134,41 @@ def test_an_owner_sees_only_their_team(web: Any, server: str, browser: Any, tmp_
     tab.close()
 
 
+def test_an_owner_goes_from_a_case_to_its_cluster(web: Any, server: str, browser: Any, tmp_path: Path) -> None:
+    """An owner reads no post, so a case's cluster links to its entry on the case page: the first post's excerpt
+    and the cluster's counts (as the overview shows clusters to every role), never to a post (403). An analyst's
+    entry links the cluster's first post, which opens."""
+    made = seed(web)
+    tab = Tab(browser)
+    page = tab.sign_in(server, "owner", web.password)
+    page.goto(f"{server}/cases/{made.own_case}")
+    facts = page.locator(".facts")
+    facts.get_by_role("link", name=f"#{made.cluster}").click()
+    page.wait_for_url(f"{server}/cases/{made.own_case}#cluster-{made.cluster}")
+    entry = page.locator(f"#cluster-{made.cluster}")
+    top = entry.evaluate("e => e.getBoundingClientRect().top")
+    assert entry.is_visible() and 0 <= top < page.viewport_size["height"]  # the link scrolled to it
+    text = entry.inner_text()
+    assert "Tips are missing from my weekly pay statement" in text and "Pay and tips" in text
+    assert f"cluster #{made.cluster}" in text and "English 2" in text
+    assert entry.locator("a").count() == 0  # no post link for a role that reads no posts
+    shot(page, tmp_path, "29-owner-case-clusters")
+    tab.close()
+
+    analyst = Tab(browser)
+    page = analyst.sign_in(server, "analyst", web.password)
+    page.goto(f"{server}/cases/{made.own_case}")
+    shot(page, tmp_path, "30-analyst-case-clusters")
+    page.locator(f"#cluster-{made.cluster}").get_by_role("link", name="Tips are missing").click()
+    page.wait_for_url(f"{server}/posts/{web.ids['p4']}")
+    assert "near-identical posts" in page.locator("main").inner_text()
+    with web.store.connect() as conn:
+        views = [(e["actor"], e["action"], e["target"]) for e in audit.entries(conn)]
+    assert ("analyst", "post.view", f"post:{web.ids['p4']}") in views
+    assert ("owner", "case.view", f"case:{made.own_case}") in views
+    analyst.close()
+
+
 def test_a_post_text_payload_never_runs(web: Any, server: str, browser: Any, tmp_path: Path) -> None:
     payload = "Pay app bug <img src=x onerror=window.__xss=1><script>window.__xss=1</script> again"
     ids = web.add_posts([("x1", 1, payload, "<b onmouseover=window.__xss=1>title</b>", "social", "public")], "xss")

@@ -53,7 +53,8 @@ def test_case_page_shows_history_and_posts_to_post_readers_only(case_web: Any) -
     moves = re.search(r'<select id="status" name="status">(.*?)</select>', admin, re.S).group(1)  # type: ignore[union-attr]
     assert re.findall(r'<option value="(\w+)"', moves) == ["investigating", "escalated", "resolved", "dismissed"]
     owner = case_web.login("owner").get(path).text  # owners see their team's case, not the posts' text
-    assert "Tips are missing" not in owner and "not the posts" in owner
+    linked = owner.split('aria-labelledby="posts-title"')[1]  # (its clusters' excerpts, as on the overview: yes)
+    assert "Tips are missing" not in linked and "&lt;script&gt;" not in owner and "not the posts" in linked
     assert case_web.login("owner").get("/cases/9999").status_code == 404
     assert case_web.login("viewer").get(path).status_code == 403
 
@@ -330,3 +331,144 @@ def test_overview_cluster_actions_take_two_queries(case_web: Any) -> None:
         top["crash"]: {"case_id": None, "can_open": False},
     }
     assert len(statements) <= 2
+
+
+# -- a case's clusters: a view every triage role may open ---------------------------------------------------------
+
+
+def _clusters_section(html: str) -> str:
+    found = re.search(r'<section class="card" aria-labelledby="clusters-title">(.*?)</section>', html, re.S)
+    assert found is not None, "the case page has no Clusters section"
+    return found.group(1)
+
+
+def _case_with_more_clusters(web: Any) -> dict[str, int]:
+    """The seeded Payments case follows the tips pair too; the same pair is in an analyst's second Payments case and
+    in a Driver app case (hidden from the owner)."""
+    top = _top_clusters(web)
+    with web.store.begin() as conn:
+        triage.link(conn, web.t.own_case, actor="admin", cluster_ids=[top["tips"]])
+        also = triage.open_case(conn, title="Tips, again", team=OWN_TEAM, actor="analyst", cluster_ids=[top["own"]])
+        hidden = triage.open_case(conn, title="Tips in app", team=OTHER_TEAM, actor="admin", cluster_ids=[top["own"]])
+    return {**top, "also": also, "hidden": hidden}
+
+
+@pytest.mark.parametrize("role", ["owner", "analyst", "admin"])
+def test_case_page_links_each_cluster_to_a_view_the_role_may_open(case_web: Any, role: str) -> None:
+    """Every cluster of a case links somewhere its viewer may go: its entry on the case page (the first post's
+    excerpt and counts, as the overview shows clusters to every role), the representative post for the roles that
+    read posts, and the other cases on it that the viewer may open. No link answers 403 or 404."""
+    made = _case_with_more_clusters(case_web)
+    c = case_web.login(role)
+    path = f"/cases/{case_web.case_id}"
+    html = c.get(path).text
+    facts = re.search(r"<dt>Clusters</dt><dd>(.*?)</dd>", html, re.S).group(1)  # type: ignore[union-attr]
+    assert re.findall(r'href="#cluster-(\d+)"', facts) == [str(made["own"]), str(made["tips"])]  # largest first
+    section = _clusters_section(html)
+    for cid in (made["own"], made["tips"]):
+        assert f'<li id="cluster-{cid}">' in section
+    assert "Tips are missing from my weekly pay statement" in section and "My tips were not paid" in section
+    assert "Pay and tips" in section
+    links = set(re.findall(r'href="([^"]+)"', facts + section))
+    assert f"/cases/{made['also']}" in links
+    assert (f"/cases/{made['hidden']}" in links) == (role != "owner")  # another team's case: 404 for an owner
+    readers = {link for link in links if link.startswith("/posts/")}
+    assert bool(readers) == (role != "owner")  # owners read no post: no link to one (it would answer 403)
+    for link in links:
+        if link.startswith("#"):
+            assert f'id="{link[1:]}"' in html, link
+        else:
+            assert c.get(link).status_code == 200, link
+
+
+def test_case_page_audits_the_clusters_it_shows(case_web: Any) -> None:
+    made = _case_with_more_clusters(case_web)
+    case_web.login("owner").get(f"/cases/{case_web.case_id}")
+    with case_web.store.connect() as conn:
+        from openear import audit
+
+        views = [e for e in audit.entries(conn) if e["action"] == "case.view"]
+    import json
+
+    assert views[-1]["actor"] == "owner" and views[-1]["target"] == f"case:{case_web.case_id}"
+    assert json.loads(views[-1]["detail"]) == {"posts": 0, "clusters": [made["own"], made["tips"]]}
+
+
+def test_owners_see_cluster_counts_not_posts_on_their_case_page(case_web: Any, db_url: str) -> None:
+    made = _case_with_more_clusters(case_web)
+    with case_web.store.connect() as conn:
+        sentiments = [
+            s or "unknown"
+            for s in conn.execute(select(posts.c.sentiment).where(posts.c.cluster_id == made["tips"])).scalars()
+        ]
+    owner = case_web.login("owner").get(f"/cases/{case_web.case_id}").text
+    entry = re.search(rf'<li id="cluster-{made["tips"]}">(.*?)</li>', owner, re.S).group(1)  # type: ignore[union-attr]
+    for value in set(sentiments):
+        assert f"{sentiments.count(value)} {value}</span>" in entry
+    assert "English 2" in entry and "/posts/" not in entry and "author" not in entry.lower()
+    assert "Tips are missing" not in owner.split('aria-labelledby="posts-title"')[1]  # still no linked posts' text
+
+
+def test_cases_of_clusters_answers_many_clusters_in_one_query(case_web: Any, db_url: str) -> None:
+    """One helper serves the API's one cluster, the overview's top clusters and a case page: the cases on each
+    cluster that the user may see, newest first, in one query."""
+    from sqlalchemy import event
+
+    from openear.web.auth import User
+    from openear.web.triage_access import cases_of_cluster, cases_of_clusters
+
+    made = _case_with_more_clusters(case_web)
+    owner = User(0, "owner", "owner", frozenset({OWN_TEAM}))
+    analyst = User(0, "analyst", "analyst", frozenset())
+    ids = [made["own"], made["tips"], made["crash"]]
+    statements: list[str] = []
+
+    def listen(*args: Any) -> None:
+        statements.append(args[2])
+
+    with case_web.store.connect() as conn:
+        event.listen(case_web.store.engine, "before_cursor_execute", listen)
+        try:
+            mine = cases_of_clusters(conn, owner, ids)
+        finally:
+            event.remove(case_web.store.engine, "before_cursor_execute", listen)
+        every = cases_of_clusters(conn, analyst, ids)
+        resolved = cases_of_clusters(conn, analyst, ids, status="resolved")
+        single = cases_of_cluster(conn, owner, made["own"])
+    assert len(statements) == 1
+    own = case_web.t.own_case
+    assert {k: [c["id"] for c in v] for k, v in mine.items()} == {
+        made["own"]: [made["also"], own],
+        made["tips"]: [own],
+        made["crash"]: [],
+    }
+    assert [c["id"] for c in every[made["own"]]] == [made["hidden"], made["also"], own]
+    assert set(every[made["own"]][0]) == {"id", "title", "team", "status", "priority"}
+    assert resolved == {i: [] for i in ids}
+    assert single == mine[made["own"]]
+
+
+def test_case_page_clusters_take_three_queries(case_web: Any, db_url: str) -> None:
+    """A case's cluster summaries take three queries however many clusters it follows (no query per cluster)."""
+    from sqlalchemy import event
+
+    from openear.web.auth import User
+    from openear.web.triage_access import cluster_summaries
+
+    made = _case_with_more_clusters(case_web)
+    owner = User(0, "owner", "owner", frozenset({OWN_TEAM}))
+    statements: list[str] = []
+
+    def listen(*args: Any) -> None:
+        statements.append(args[2])
+
+    with case_web.store.connect() as conn:
+        event.listen(case_web.store.engine, "before_cursor_execute", listen)
+        try:
+            got = cluster_summaries(conn, owner, [made["own"], made["tips"], made["crash"]])
+        finally:
+            event.remove(case_web.store.engine, "before_cursor_execute", listen)
+    assert len(statements) <= 3
+    assert set(got) == {made["own"], made["tips"], made["crash"]}
+    assert all(s["post_id"] is None for s in got.values())  # an owner reads no post
+    assert got[made["crash"]]["category"] == "app_issue" and got[made["tips"]]["category"] == "pay_tips"

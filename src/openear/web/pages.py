@@ -314,23 +314,18 @@ def _cluster_actions(conn: Any, request: Request, user: auth.User, ids: list[int
     ``case_id`` is the newest open case linking the cluster that ``user`` may open (then no second case is offered);
     otherwise ``can_open`` says whether ``POST /cases`` would accept the cluster from ``user``: for an owner, only
     when its representative post routes (:func:`openear.triage.route_post`, as ``open_case_for`` does) to one of
-    their teams, so the button never answers 403. Two queries for all the clusters; empty for other roles."""
+    their teams, so the button never answers 403. Two queries for all the clusters (the open cases through
+    :func:`openear.web.triage_access.cases_of_clusters`); empty for other roles."""
     from openear import triage
-    from openear.store.schema import case_clusters, cases, clusters, posts
-    from openear.web.triage_access import triage_config
+    from openear.store.schema import clusters, posts
+    from openear.web.triage_access import cases_of_clusters, triage_config
 
     if not ids or not can(user, "cases.write"):
         return {}
-    open_cases = conn.execute(
-        select(case_clusters.c.cluster_id, cases.c.id, cases.c.team)
-        .join(cases, cases.c.id == case_clusters.c.case_id)
-        .where(case_clusters.c.cluster_id.in_(ids), cases.c.status.in_(triage.OPEN_STATUSES))
-        .order_by(cases.c.id.desc())
-    ).all()
-    out: dict[int, dict[str, Any]] = {i: {"case_id": None, "can_open": False} for i in ids}
-    for cluster_id, case_id, team in open_cases:
-        if out[cluster_id]["case_id"] is None and may_access_team_object(user, team):
-            out[cluster_id]["case_id"] = case_id
+    open_cases = cases_of_clusters(conn, user, ids, status=triage.OPEN_STATUSES)  # newest first, visible only
+    out: dict[int, dict[str, Any]] = {
+        i: {"case_id": open_cases[i][0]["id"] if open_cases[i] else None, "can_open": False} for i in ids
+    }
     todo = [i for i in ids if out[i]["case_id"] is None]
     if user.role != "owner":  # analysts and admins open cases for every team
         for i in todo:

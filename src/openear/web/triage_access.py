@@ -10,15 +10,17 @@ lifecycle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from openear import alerts as alerts_mod
 from openear import triage
-from openear.store.schema import case_clusters, cases
+from openear.store.queries import UNCATEGORISED, UNKNOWN
+from openear.store.schema import case_clusters, cases, clusters, posts
 from openear.triage.config import TriageConfig
 from openear.web.auth import User
 from openear.web.roles import can, may_access_team_object
@@ -30,7 +32,9 @@ __all__ = [
     "TransitionRefused",
     "alert_team",
     "cases_of_cluster",
+    "cases_of_clusters",
     "change_case",
+    "cluster_summaries",
     "open_case_as",
     "triage_config",
     "visible_alert",
@@ -163,15 +167,79 @@ def change_case(
     return visible_case(conn, user, case_id, post_limit=0)
 
 
+def cases_of_clusters(
+    conn: Connection, user: User, cluster_ids: Iterable[int], *, status: str | Sequence[str] | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    """The cases linking each cluster that ``user`` may see, newest first, optionally of one status (or several):
+    ``{cluster id: [{id, title, team, status, priority}]}``, with every id asked for a key. One query however many
+    clusters (the overview's top clusters, a case page's clusters)."""
+    ids = sorted({int(i) for i in cluster_ids})
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    stmt = (
+        select(case_clusters.c.cluster_id, cases.c.id, cases.c.title, cases.c.team, cases.c.status, cases.c.priority)
+        .join(case_clusters, case_clusters.c.case_id == cases.c.id)
+        .where(case_clusters.c.cluster_id.in_(ids))
+        .order_by(cases.c.id.desc())
+    )
+    if status:
+        stmt = stmt.where(cases.c.status.in_([status] if isinstance(status, str) else list(status)))
+    for row in conn.execute(stmt).mappings():
+        if may_access_team_object(user, row["team"]):
+            out[row["cluster_id"]].append({k: v for k, v in row.items() if k != "cluster_id"})
+    return out
+
+
 def cases_of_cluster(conn: Connection, user: User, cluster_id: int) -> list[dict[str, Any]]:
     """The cases that link a cluster and ``user`` may see: ``id, title, team, status, priority``."""
-    rows = conn.execute(
-        select(cases.c.id, cases.c.title, cases.c.team, cases.c.status, cases.c.priority)
-        .join(case_clusters, case_clusters.c.case_id == cases.c.id)
-        .where(case_clusters.c.cluster_id == cluster_id)
-        .order_by(cases.c.id.desc())
+    return cases_of_clusters(conn, user, [cluster_id])[cluster_id]
+
+
+def cluster_summaries(conn: Connection, user: User, cluster_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """What ``user`` may see of each cluster (a case page's), as the overview shows a cluster to every role: ``text``
+    and ``title`` of its representative post (the excerpt), ``category`` (most of its posts'; ties alphabetical),
+    ``sentiment`` and ``lang`` (``{value: posts}``, most first) and ``cases`` (:func:`cases_of_clusters`);
+    ``post_id``, the representative post's id, only for a role that reads posts (else ``None``). Three queries
+    however many clusters; counts by label only, never by author (guardrail 5)."""
+    ids = sorted({int(i) for i in cluster_ids})
+    if not ids:
+        return {}
+    readers = can(user, "posts.read")
+    reps = conn.execute(
+        select(clusters.c.id, posts.c.id.label("post_id"), posts.c.text, posts.c.title)
+        .select_from(clusters.outerjoin(posts, posts.c.id == clusters.c.representative_post_id))
+        .where(clusters.c.id.in_(ids))
     ).mappings()
-    return [dict(r) for r in rows if may_access_team_object(user, r["team"])]
+    out: dict[int, dict[str, Any]] = {
+        r["id"]: {
+            "post_id": r["post_id"] if readers else None,
+            "text": r["text"],
+            "title": r["title"],
+            "category": None,
+            "sentiment": {},
+            "lang": {},
+        }
+        for r in reps
+    }
+    category = func.coalesce(posts.c.category, UNCATEGORISED)
+    sentiment = func.coalesce(posts.c.sentiment, UNKNOWN)
+    counts: dict[int, dict[str, Counter[str]]] = {}
+    for cid, cat, sent, lang, n in conn.execute(
+        select(posts.c.cluster_id, category, sentiment, posts.c.lang, func.count())
+        .where(posts.c.cluster_id.in_(list(out)))
+        .group_by(posts.c.cluster_id, category, sentiment, posts.c.lang)
+    ):
+        split = counts.setdefault(cid, {"category": Counter(), "sentiment": Counter(), "lang": Counter()})
+        for name, value in (("category", cat), ("sentiment", sent), ("lang", lang or UNKNOWN)):
+            split[name][str(value)] += int(n)
+    for cid, split in counts.items():
+        out[cid]["category"] = min(split["category"].items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        for name in ("sentiment", "lang"):
+            out[cid][name] = dict(sorted(split[name].items(), key=lambda kv: (-kv[1], kv[0])))
+    for cid, linked in cases_of_clusters(conn, user, out).items():
+        out[cid]["cases"] = linked
+    return out
 
 
 # -- alerts ------------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ and the reports archive.
 
 Cases and alerts are for the triage roles (analyst, owner, admin); an owner sees and changes only the cases and
 alerts of their teams, and another team's case answers 404 as if it did not exist
-(:mod:`openear.web.triage_access`). A case's linked post text is shown to the roles that may read posts. The
+(:mod:`openear.web.triage_access`). A case's linked post text is shown to the roles that may read posts; its
+clusters (each one's first post excerpt and counts, as the overview shows clusters) to every triage role. The
 reports archive is for every role. Every view writes one audit record; every change is in the case's history and
 the audit log.
 """
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from openear import alerts as alerts_mod
 from openear import audit, scheduler, triage
+from openear.labels import language_name
 from openear.store.schema import report_archive
 from openear.web import auth
 from openear.web.pages import _render, _snippet, _store, _user, _when
@@ -27,6 +29,7 @@ from openear.web.triage_access import (
     Forbidden,
     Hidden,
     change_case,
+    cluster_summaries,
     open_case_as,
     triage_config,
     visible_alert,
@@ -130,13 +133,24 @@ def case_page(request: Request, case_id: ObjectId) -> Response:
     try:
         with store.connect() as conn:
             case = visible_case(conn, user, case_id)
+            summaries = cluster_summaries(conn, user, [c["id"] for c in case["clusters"]])
     except Hidden:
         audit.log(store, user.username, "case.view", f"case:{case_id}", {"found": False})
         raise HTTPException(404) from None
-    audit.log(store, user.username, "case.view", f"case:{case_id}", {"posts": len(case["posts"]) if reads_posts else 0})
+    shown = {"posts": len(case["posts"]) if reads_posts else 0, "clusters": [c["id"] for c in case["clusters"]]}
+    audit.log(store, user.username, "case.view", f"case:{case_id}", shown)
     events = [{**e, "when": _when(e["at"])} for e in reversed(case["events"])]
+    in_case = {c["id"] for c in case["clusters"]}
     linked = (
-        [{**p, "when": _when(p["created_at"]), "snippet": _snippet(p["title"] or p["text"])} for p in case["posts"]]
+        [
+            {
+                **p,
+                "when": _when(p["created_at"]),
+                "snippet": _snippet(p["title"] or p["text"]),
+                "cluster": p["cluster_id"] if p["cluster_id"] in in_case else None,
+            }
+            for p in case["posts"]
+        ]
         if reads_posts
         else []
     )
@@ -147,6 +161,7 @@ def case_page(request: Request, case_id: ObjectId) -> Response:
         case=case,
         events=events,
         posts=linked,
+        clusters=[_cluster_item(c, summaries.get(c["id"], {}), case_id) for c in case["clusters"]],
         reads_posts=reads_posts,
         can_triage=_can_triage(user),
         opened=_when(case["created_at"]),
@@ -155,6 +170,24 @@ def case_page(request: Request, case_id: ObjectId) -> Response:
         priorities=triage.PRIORITIES,
         tones=PRIORITY_TONE,
     )
+
+
+def _cluster_item(cluster: dict[str, Any], summary: dict[str, Any], case_id: int) -> dict[str, Any]:
+    """One of a case's clusters as its page shows it to every triage role, as the overview shows a cluster: the
+    representative post's excerpt (a link to that post only for roles that read posts), aggregates, and the other
+    cases linking it that the viewer may open."""
+    first, last = cluster["first_seen"], cluster["last_seen"]
+    return {
+        "id": cluster["id"],
+        "size": cluster["size"],
+        "text": _snippet(summary.get("text") or summary.get("title")),
+        "link": f"/posts/{summary['post_id']}" if summary.get("post_id") else None,
+        "category": summary.get("category"),
+        "when": f"{first:%d %b %Y} to {last:%d %b %Y}" if first and last else "",
+        "sentiment": summary.get("sentiment", {}),
+        "lang": {language_name(code): n for code, n in summary.get("lang", {}).items()},
+        "cases": [c for c in summary.get("cases", []) if c["id"] != case_id],
+    }
 
 
 def _change(request: Request, case_id: int, **changes: Any) -> Response:
