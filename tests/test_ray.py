@@ -6,10 +6,12 @@ the models in each worker costs seconds. Runs use the library (``BatchPipeline``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,6 +174,47 @@ def stored(store: Store, source: str) -> tuple[int, set[str], int, int]:
     return n, ids, len(lab), len(set(lab))
 
 
+class Held:
+    """A worker process stopped by :func:`held`: every batch sent to it stays unfinished until :meth:`kill`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.killed = False
+
+    def stopped(self) -> bool:
+        """Whether the process is stopped (True where ``/proc`` cannot tell)."""
+        stat = Path(f"/proc/{self.pid}/stat")
+        return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+    def kill(self) -> None:
+        """Kill the worker (once), still stopped: the batches it holds die with it, unfinished."""
+        if not self.killed:
+            assert self.stopped(), f"worker {self.pid} ran on"
+            os.kill(self.pid, signal.SIGKILL)
+            self.killed = True
+
+
+@contextlib.contextmanager
+def held(pid: int) -> Iterator[Held]:
+    """Stop the worker process ``pid`` (SIGSTOP) for the block, however fast or loaded the machine: it finishes no
+    batch until the block calls ``kill()``; one the block did not kill goes on (SIGCONT).
+
+    On an idle pool (``engine.pids()``: every worker answered) the first batch goes to worker 0 and the second to
+    worker 1 (the least loaded, then the lowest index); the driver keeps ``2 x workers`` batches in flight, so
+    with worker 1 held the first batch is written while worker 1 holds batches it cannot have finished."""
+    worker = Held(pid)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 10
+        while not worker.stopped():
+            assert time.monotonic() < deadline, f"worker {pid} did not stop"
+            time.sleep(0.01)
+        yield worker
+    finally:
+        if not worker.killed:
+            os.kill(pid, signal.SIGCONT)
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
     kind: str, engine: RayEngine, tmp_path: Path, request: pytest.FixtureRequest
@@ -180,20 +223,15 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
     expected = plain_posts(path, 500)
     store = new_store(request, tmp_path, kind, "kill.sqlite")
     before, resent = engine.pids(), engine.resubmitted
-    killed: list[int] = []
-
-    def kill_one(_n: int) -> None:  # after the first batch is written, while the others are in flight
-        if not killed:
-            os.kill(before[0], signal.SIGKILL)
-            killed.append(before[0])
-
-    r = backfill(store, path, "jsonl", SPEC, BatchPipeline(store, engine, batch_size=25), progress=kill_one)
-    assert killed and engine.resubmitted > resent  # batches of the dead worker were sent again
+    with held(before[1]) as worker:  # killed after the first batch is written, holding unfinished ones
+        r = backfill(store, path, "jsonl", SPEC, BatchPipeline(store, engine, batch_size=25),
+                     progress=lambda _n: worker.kill())
+    assert worker.killed and engine.resubmitted > resent  # the batches of the dead worker were sent again
     n, ids, n_labels, distinct_labels = stored(store, "demo")
     assert r.stats.stored == n == len(expected) and ids == expected
     assert n_labels == distinct_labels
     after = engine.pids()  # the killed actor was restarted, the other one kept
-    assert after[0] != before[0] and after[1] == before[1]
+    assert after[1] != before[1] and after[0] == before[0]
     store.close()
 
 
@@ -208,22 +246,15 @@ def test_run_engine_ray_collects_a_live_source_exactly_once_despite_a_killed_wor
     store.migrate()
     options = seq_options(src.url, page_size=40, batch_size=40, max_pages=100)
     spec = SourceSpec("seq", connector="mastodon", options=options)
-    pids = engine.pids()
-    killed: list[int] = []
-
-    def progress(_name: str, _n: int) -> None:
-        if not killed:
-            os.kill(pids[1], signal.SIGKILL)
-            killed.append(pids[1])
-
+    pids, resent = engine.pids(), engine.resubmitted
     try:
-        collector = Collector(
-            settings, store, [spec], once=True, progress=progress, pipeline_factory=pipeline_factory(store, engine)
-        )
-        totals = collector.run()
+        with held(pids[1]) as worker:  # killed after the first batch is written, holding unfinished ones
+            collector = Collector(settings, store, [spec], once=True, progress=lambda _name, _n: worker.kill(),
+                                  pipeline_factory=pipeline_factory(store, engine))
+            totals = collector.run()
     finally:
         src.close()
-    assert killed and totals["seq"].error is None
+    assert worker.killed and engine.resubmitted > resent and totals["seq"].error is None
     n, ids, n_labels, distinct_labels = stored(store, "seq")
     assert n == total and ids == {str(i) for i in range(1, total + 1)} and n_labels == distinct_labels
     assert json.loads(store.get_cursor("seq") or "{}") == {"seq": str(total)}

@@ -333,17 +333,22 @@ class RayEngine:
             raise
 
     def pids(self, timeout: float = 300.0) -> list[int]:
-        """The actors' process ids, waiting for any that is restarting (then the new process's)."""
+        """The actors' process ids, waiting for any that is restarting (then the new process's). Every actor has
+        then answered, so none is kept from new batches as down: the next batches are spread over all of them."""
         from ray.exceptions import ActorUnavailableError
 
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return list(self._ray.get([a.ready.remote() for a in self.actors], timeout=timeout))
+                pids = list(self._ray.get([a.ready.remote() for a in self.actors], timeout=timeout))
             except ActorUnavailableError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+                continue
+            with self._lock:
+                self._down.clear()
+            return pids
 
     def submit(self, batch: _Pending, avoid: int = -1) -> None:
         with self._lock:
