@@ -146,6 +146,8 @@ def test_custom_taxonomy_file(tmp_path: Path) -> None:
         ('[rules]\nnews_category = "press"\n[categories.other]\nlabel = "O"\nowner = "O"\n',
          "rules.news_category: 'press' is not a (non-protected) category"),
         ("[categories]\n", "categories: no categories defined"),
+        ('[categories.a]\nlabel = "A"\nowner = "O"\nquery = "tips OR -cluster:4"\n',
+         "categories.a.query: cluster: cannot be used here"),
     ],
 )
 def test_invalid_taxonomy_files_name_file_key_and_problem(tmp_path: Path, content: str, message: str) -> None:

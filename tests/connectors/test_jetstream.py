@@ -351,6 +351,8 @@ def test_a_stop_ends_the_pass_cleanly(server: ReplayServer, jet: JetstreamServer
 def test_configuration_errors_name_the_field(server: ReplayServer, jet: JetstreamServer) -> None:
     with pytest.raises(ConfigError, match=r"hashtags\[0\]: 'amazon AND': col"):
         make_connector(spec("j", "bluesky", server, queries=["amazon AND"], jetstream=True), env={})
+    with pytest.raises(ConfigError, match=r"hashtags\[1\]: 'flex cluster:3': cluster: cannot be used here"):
+        make_connector(spec("j", "bluesky", server, queries=["flex", "flex cluster:3"], jetstream=True), env={})
     with pytest.raises(ConfigError, match="jetstream_url: must be a ws"):
         make_connector(spec("j", "bluesky", server, queries=["x"], jetstream=True, jetstream_url="http://x"), env={})
     with pytest.raises(ConfigError, match="jetstream: must be true or false"):

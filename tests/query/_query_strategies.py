@@ -25,6 +25,7 @@ SOURCES = ["reddit-a", "news-b", "x c"]
 CATEGORIES = ["pay_tips", "app_bugs", "safety"]
 SENTIMENTS = ["positive", "neutral", "negative"]
 COUNTRIES = ["GB", "US", "ES"]
+CLUSTERS = [1, 2, 3]  # cluster ids posts may have (the tests store these clusters); queries also ask for 4
 START = datetime(2026, 1, 1)
 
 
@@ -55,6 +56,7 @@ def posts(draw: st.DrawFn) -> dict:
         "categories": cats,
         "sentiment": draw(st.none() | st.sampled_from(SENTIMENTS)),
         "country": draw(st.none() | st.sampled_from(COUNTRIES)),
+        "cluster_id": draw(st.none() | st.sampled_from(CLUSTERS)),
         "created_at": START + timedelta(hours=draw(st.integers(0, 24 * 60)), seconds=draw(st.integers(0, 3599))),
     }
 
@@ -83,6 +85,7 @@ fields = (
     | st.builds(Field, st.just("category"), st.sampled_from(CATEGORIES))
     | st.builds(Field, st.just("sentiment"), st.sampled_from(SENTIMENTS))
     | st.builds(Field, st.just("country"), st.sampled_from(COUNTRIES))
+    | st.builds(Field, st.just("cluster"), st.sampled_from([str(c) for c in (*CLUSTERS, 4)]))
     | st.builds(DateFilter, st.sampled_from(["after", "before"]),
                 st.dates(date(2025, 12, 30), date(2026, 3, 3)))
 )

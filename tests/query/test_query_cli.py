@@ -15,7 +15,7 @@ runner = CliRunner()
 
 def test_search_prints_matching_posts_newest_first_and_audits(workspace) -> None:
     rows = [
-        {"id": f"p{i}", "text": text, "created_at": f"2026-03-{i + 1:02d}T10:00:00Z", "author": f"a{i}"}
+        {"id": f"p{i}", "text": text, "created_at": f"2026-11-{i + 1:02d}T10:00:00Z", "author": f"a{i}"}
         for i, text in enumerate(["My tips went missing", "La app no muestra las propinas", "Tips stolen again",
                                   "Great weather today"])
     ]
@@ -26,7 +26,7 @@ def test_search_prints_matching_posts_newest_first_and_audits(workspace) -> None
     found = json.loads(result.output)
     assert [p["external_id"] for p in found] == ["p2", "p1", "p0"]
     assert {"source", "external_id", "created_at", "text"} <= set(found[0])
-    assert found[0]["created_at"].startswith("2026-03-03")
+    assert found[0]["created_at"].startswith("2026-11-03")
     limited = runner.invoke(app, ["--home", home, "search", "tips", "--limit", "1", "--json"])
     assert [p["external_id"] for p in json.loads(limited.output)] == ["p2"]
     table = runner.invoke(app, ["--home", home, "search", "weather"])

@@ -19,6 +19,7 @@ POST = Document(
     sentiment="negative",
     country="GB",
     created_at=datetime(2026, 1, 15, 8, tzinfo=UTC),
+    cluster_id=42,
 )
 
 
@@ -39,6 +40,8 @@ POST = Document(
         ("sentiment:negative", True), ("country:gb", True),
         ("after:2026-01-15", True), ("after:2026-01-16", False), ("before:2026-01-15", False),
         ("before:2026-01-16", True),
+        ("cluster:42", True), ("cluster:042", True), ("cluster:4", False), ("-cluster:42", False),
+        ("cluster:43 OR cluster:42", True),
     ],
 )
 def test_examples(query: str, expected: bool) -> None:
@@ -56,6 +59,12 @@ def test_posts_without_an_attribute_match_its_negation() -> None:
     doc = Document(text="tips")
     assert parse("-country:GB").matches(doc)
     assert not parse("after:2020-01-01").matches(doc)
+    assert parse("-cluster:1").matches(doc) and not parse("cluster:1").matches(doc)
+
+
+def test_from_row_reads_the_cluster() -> None:
+    doc = Document.from_row({"text": "tips", "cluster_id": 9})
+    assert parse("cluster:9").matches(doc) and not parse("cluster:8").matches(doc)
 
 
 def test_a_prepared_document_serves_many_queries() -> None:

@@ -36,6 +36,9 @@ from openear.query.ast import And, DateFilter, Field, Near, Not, Or, Phrase, Ter
         ("category:pay_tips sentiment:negative country:gb",
          And((Field("category", "pay_tips"), Field("sentiment", "negative"), Field("country", "GB")))),
         ('source:"my feed"', Field("source", "my feed")),
+        ("cluster:123", Field("cluster", "123")),
+        ('cluster:"0042" -cluster:7', And((Field("cluster", "42"), Not(Field("cluster", "7"))))),
+        ("cluster:4611686018427387904", Field("cluster", str(2**62))),
         ("after:2026-01-01 before:2026-02-01",
          And((DateFilter("after", date(2026, 1, 1)), DateFilter("before", date(2026, 2, 1))))),
         ('title:"flex"', Phrase("flex", "title")),
@@ -66,6 +69,15 @@ def test_syntax(text: str, tree: object) -> None:
         ("foo:bar", "col 1: unknown field 'foo'"),
         ("after:2026-13-01", "col 7: after: expected a day as YYYY-MM-DD"),
         ("kind:blog", "col 6: kind: expected one of social, news"),
+        ("cluster:abc", "col 9: cluster: expected a cluster id (a whole number from 1, e.g. cluster:123), not 'abc'"),
+        ("tips cluster:12a", "col 14: cluster: expected a cluster id"),
+        ("cluster:0", "col 9: cluster: expected a cluster id"),
+        ("cluster:1.5", "col 9: cluster: expected a cluster id"),
+        ("cluster:4611686018427387905", "col 9: cluster: expected a cluster id"),
+        ("cluster:١٢", "col 9: cluster: expected a cluster id"),  # Arabic-Indic digits: int() reads them, ids are ASCII
+        ("cluster:", "col 9: expected a value after cluster:"),
+        ("clusters:1", "col 1: unknown field 'clusters'; fields are lang, source, kind, category, sentiment, country, "
+                       "cluster, after, before, title"),
         ("a NEAR/2 b NEAR/3 c", "col 12: expected a term before NEAR/3"),
         ("a NEAR/3 lang:es", "col 10: NEAR/3 joins terms, phrases"),
         ("(a b) NEAR/3 c", "col 1: NEAR/3 joins terms"),
@@ -94,7 +106,7 @@ def test_printing_then_parsing_gives_the_same_tree(tree: object) -> None:
 
 _QUERYISH = st.sampled_from(
     ['"', "(", ")", "-", " ", "AND", "OR", "NOT", "NEAR/2", "NEAR/3f", "lang:", "title:", "after:", "*", "?", "tips",
-     "é", ":", "\n", "x", "2026-01-01", "NEAR", "f"]
+     "é", ":", "\n", "x", "2026-01-01", "NEAR", "f", "cluster:", "12", "0"]
 )
 
 

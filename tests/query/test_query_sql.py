@@ -6,7 +6,18 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from _query_strategies import CATEGORIES, COUNTRIES, LANGS, SENTIMENTS, SEPARATORS, SOURCES, START, VOCAB, trees
+from _query_strategies import (
+    CATEGORIES,
+    CLUSTERS,
+    COUNTRIES,
+    LANGS,
+    SENTIMENTS,
+    SEPARATORS,
+    SOURCES,
+    START,
+    VOCAB,
+    trees,
+)
 from _query_strategies import posts as post_dicts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +26,7 @@ from sqlalchemy import delete, insert, select
 from openear.errors import OpenearError
 from openear.query import Document, Query, format_query, parse, search, to_sql
 from openear.store import Store
-from openear.store.schema import labels, posts
+from openear.store.schema import clusters, labels, posts
 
 ROW_DEFAULTS = {"platform": "test", "visibility": "public", "content_hash": "h"}
 
@@ -29,12 +40,16 @@ def store(module_db_url: str) -> Store:
 
 
 def load(store: Store, items: list[dict]) -> list[Document]:
-    """Replace every post with ``items`` (rows inserted directly, so labels are exactly as given)."""
+    """Replace every post with ``items`` (rows inserted directly, so labels and clusters are exactly as given)."""
     now = datetime(2026, 3, 1)
     run_id = store.start_run("test", None)
     with store.begin() as conn:
         conn.execute(delete(labels))
         conn.execute(delete(posts))
+        have = set(conn.execute(select(clusters.c.id)).scalars())
+        for c in CLUSTERS:  # the clusters posts may be in (a post's cluster_id must name one)
+            if c not in have:
+                conn.execute(insert(clusters).values(id=c, key=f"test-{c}", size=0))
         for i, p in enumerate(items, 1):
             row = {k: v for k, v in p.items() if k != "categories"}
             conn.execute(insert(posts).values(id=i, external_id=str(i), run_id=run_id, stored_at=now, updated_at=now,
@@ -73,6 +88,7 @@ def random_post(rnd: random.Random) -> dict:
         "categories": cats,
         "sentiment": rnd.choice([None, *SENTIMENTS]),
         "country": rnd.choice([None, *COUNTRIES]),
+        "cluster_id": rnd.choice([None, *CLUSTERS]),
         "created_at": START + timedelta(minutes=rnd.randint(0, 60 * 24 * 60)),
     }
 
@@ -125,6 +141,8 @@ def test_posts_through_the_real_write_path(db_url: str) -> None:
             cats.setdefault(pid, set()).add(value)
         docs = {r.id: Document.from_row(r._mapping, cats.get(r.id, set())) for r in conn.execute(select(posts))}
     assert len(docs) > 100
+    in_clusters = sorted({d.cluster_id for d in docs.values() if d.cluster_id is not None})
+    assert in_clusters  # the deduper put the stored posts in clusters
     queries = [
         "tips", "Propinas", "desactivacion", "tip*", "t?ps", '"missing tips"',
         "(tip OR tips) NEAR/3 (missing OR stolen)",
@@ -132,6 +150,7 @@ def test_posts_through_the_real_write_path(db_url: str) -> None:
         "category:pay_tips", "NOT category:pay_tips", "after:2026-02-01 before:2026-02-15",
         "country:GB -sentiment:negative",
         "straße", "1ª", "pro*nas NEAR/2 (app OR pago)",
+        f"cluster:{in_clusters[0]}", f"-cluster:{in_clusters[-1]} lang:en", f"cluster:{in_clusters[-1] + 1}",
     ]
     for text in queries:
         q = parse(text)
@@ -144,7 +163,7 @@ def test_posts_through_the_real_write_path(db_url: str) -> None:
 def test_search_orders_newest_first_and_limits(store: Store) -> None:
     items = [
         {"kind": "social", "text": f"tips {i}", "title": None, "lang": "en", "source": "s", "category": None,
-         "categories": set(), "sentiment": None, "country": None,
+         "categories": set(), "sentiment": None, "country": None, "cluster_id": None,
          "created_at": datetime(2026, 1, 1) + timedelta(days=i)}
         for i in range(5)
     ]
@@ -168,5 +187,28 @@ def test_postgresql_uses_the_gin_index_then_the_word_arrays() -> None:
               .compile(dialect=postgresql.dialect()))
     assert "posts_search.doc @@" in sql and "openear_near" in sql and "MATCH" not in sql
     assert "@@" not in str(to_sql(parse("lang:es"), "postgresql"))  # field filters need no text backend
+    cluster = str(to_sql(parse("cluster:7"), "postgresql").compile(dialect=postgresql.dialect()))
+    assert "posts.cluster_id" in cluster and "@@" not in cluster
     with pytest.raises(OpenearError, match="unsupported database"):
         to_sql(parse("tips"), "oracle")
+
+
+def test_cluster_selects_exactly_one_clusters_posts(store: Store) -> None:
+    """``cluster:ID`` is the posts whose cluster_id is ID, on both stores and in Python; its negation keeps posts
+    in no cluster; the canonical form drops leading zeros."""
+    items = [
+        {"kind": "social", "text": f"tips {i}", "title": None, "lang": "en", "source": "s", "category": None,
+         "categories": set(), "sentiment": None, "country": None, "cluster_id": cid,
+         "created_at": datetime(2026, 1, 1) + timedelta(days=i)}
+        for i, cid in enumerate([1, 2, None, 1, 3])
+    ]
+    docs = load(store, items)
+    expected = {
+        "cluster:1": {1, 4}, "cluster:0002": {2}, "cluster:4": set(), "-cluster:1": {2, 3, 5},
+        "cluster:1 OR cluster:3": {1, 4, 5}, "tips cluster:3": {5}, '"4" -cluster:2': {5},
+    }
+    for text, ids in expected.items():
+        q = parse(text)
+        assert sql_ids(store, q) == ids, text
+        assert py_ids(docs, q) == ids, text
+    assert format_query(parse("cluster:0002")) == "cluster:2"

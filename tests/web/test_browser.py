@@ -97,7 +97,7 @@ def test_sign_in_overview_search_and_post(web: Any, server: str, browser: Any, t
     assert page.get_by_role("heading", name="Overview").is_visible()
     _shot(page, tmp_path, "02-overview")
 
-    page.get_by_role("link", name="Posts").click()
+    page.get_by_role("link", name="Posts", exact=True).click()
     page.get_by_label("Search text").fill("llego")
     page.get_by_role("button", name="Search", exact=True).click()
     page.wait_for_url("**/posts?q=llego**")
@@ -162,7 +162,7 @@ def test_analyst_searches_overrides_a_label_exports_and_saves_a_search(
 ) -> None:
     ctx, page, dialogs, errors = _page(browser)
     _sign_in(page, server, "analyst", web.password)
-    page.get_by_role("link", name="Posts").click()
+    page.get_by_role("link", name="Posts", exact=True).click()
     page.get_by_label("Search text").fill("(tips OR pago) -llegó")
     page.get_by_role("button", name="Search", exact=True).click()
     page.wait_for_url("**/posts?q=**")

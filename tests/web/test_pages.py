@@ -49,6 +49,40 @@ def test_overview_links_clusters_for_analysts_and_accepts_ranges(web: Any) -> No
     assert c.get("/?since=999999999999d").status_code == 200
 
 
+_CLUSTER_SEARCH = re.compile(r'href="/posts\?q=cluster%3A(\d+)"')
+
+
+def test_overview_links_each_cluster_to_its_posts_for_readers_only(web: Any) -> None:
+    """An analyst's top clusters link the posts page searching ``cluster:ID``, which lists exactly that cluster's
+    posts, newest first, and is audited with the query; owners and viewers (403 on /posts) get no such link."""
+    import json
+
+    from sqlalchemy import select
+
+    from openear import audit
+    from openear.store.schema import posts
+
+    c = web.login("analyst")
+    linked = [int(i) for i in _CLUSTER_SEARCH.findall(c.get("/").text)]
+    with web.store.connect() as conn:
+        of = dict(conn.execute(select(posts.c.id, posts.c.cluster_id)).all())
+    tips = of[web.ids["p4"]]
+    assert tips is not None and of[web.ids["p5"]] == tips and tips in linked  # the p4/p5 near-duplicate pair
+    for cid in linked:
+        page = c.get(f"/posts?q=cluster%3A{cid}")
+        assert page.status_code == 200
+        members = sorted((pid for pid, cluster in of.items() if cluster == cid), reverse=True)
+        assert sorted(_result_ids(page.text), reverse=True) == members and len(members) >= 2
+    assert _result_ids(c.get("/posts", params={"q": f"cluster:{tips}"}).text) == [web.ids["p4"], web.ids["p5"]]
+    with web.store.connect() as conn:
+        searches = [e for e in audit.entries(conn) if e["action"] == "posts.search" and e["actor"] == "analyst"]
+    assert json.loads(searches[-1]["detail"])["q"] == f"cluster:{tips}"
+    for role in ("owner", "viewer"):
+        other = web.login(role)
+        assert _CLUSTER_SEARCH.findall(other.get("/").text) == [], role
+        assert other.get(f"/posts?q=cluster%3A{tips}").status_code == 403, role  # why there is no link
+
+
 def test_overview_tells_no_topics_found_from_not_looked_for_yet(web: Any) -> None:
     """"No emerging topics" means something only once the topics job has looked (the demo looks once)."""
     from openear.topics import emerging_topics, last_checked

@@ -374,11 +374,27 @@ def test_case_page_links_each_cluster_to_a_view_the_role_may_open(case_web: Any,
     assert (f"/cases/{made['hidden']}" in links) == (role != "owner")  # another team's case: 404 for an owner
     readers = {link for link in links if link.startswith("/posts/")}
     assert bool(readers) == (role != "owner")  # owners read no post: no link to one (it would answer 403)
+    searches = {link for link in links if link.startswith("/posts?")}  # each cluster's posts: cluster:ID
+    wanted = {f"/posts?q=cluster%3A{cid}" for cid in (made["own"], made["tips"])}
+    assert searches == (wanted if role != "owner" else set())
     for link in links:
         if link.startswith("#"):
             assert f'id="{link[1:]}"' in html, link
         else:
             assert c.get(link).status_code == 200, link
+
+
+def test_case_page_cluster_link_lists_exactly_that_clusters_posts(case_web: Any) -> None:
+    made = _case_with_more_clusters(case_web)
+    c = case_web.login("analyst")
+    entry = re.search(rf'<li id="cluster-{made["tips"]}">(.*?)</li>', c.get(f"/cases/{case_web.case_id}").text, re.S)
+    link = re.search(r'href="(/posts\?q=cluster%3A\d+)"', entry.group(1)).group(1)  # type: ignore[union-attr]
+    listed = re.findall(r'class="result__link" href="/posts/(\d+)"', c.get(link).text)
+    with case_web.store.connect() as conn:
+        members = conn.execute(
+            select(posts.c.id).where(posts.c.cluster_id == made["tips"]).order_by(posts.c.created_at.desc())
+        ).scalars()
+        assert [int(i) for i in listed] == list(members)
 
 
 def test_case_page_audits_the_clusters_it_shows(case_web: Any) -> None:

@@ -211,6 +211,7 @@ class JetstreamFeed:
 
     def __init__(self, connector: BlueskyConnector) -> None:
         from openear.query import QuerySyntaxError, parse
+        from openear.query.ast import field_names
 
         c = self.connector = connector
         url = str(c.options.get("jetstream_url") or DEFAULT_URL).rstrip("/")
@@ -222,9 +223,13 @@ class JetstreamFeed:
         self.queries: list[Query] = []
         for i, q in enumerate(c.targets):
             try:
-                self.queries.append(parse(q))
+                query = parse(q)
             except QuerySyntaxError as exc:
                 raise ConfigError(f"{c.where}: hashtags[{i}]: {q!r}: {exc}") from None
+            if "cluster" in field_names(query.root):
+                raise ConfigError(f"{c.where}: hashtags[{i}]: {q!r}: cluster: cannot be used here: a live filter "
+                                  "sees a post before it joins a cluster")
+            self.queries.append(query)
         self.idle = max(0.05, c.float_option("idle_seconds", 5.0))
         self.max_seconds = max(0.1, c.float_option("max_seconds", 60.0))
         self.max_events = max(1, c.int_option("max_events", 100_000))

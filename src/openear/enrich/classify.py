@@ -176,15 +176,19 @@ class Classifier:
         def rule_query(value: object, key: str) -> Any:
             """A rule written in the query language (docs/query-language.md), parsed once here."""
             from openear.query import QuerySyntaxError, parse
+            from openear.query.ast import field_names
 
             if value is None:
                 return None
             if not isinstance(value, str) or not value.strip():
                 raise fail(key, "must be a query (a non-empty string)")
             try:
-                return parse(value)
+                query = parse(value)
             except QuerySyntaxError as exc:
                 raise fail(key, str(exc)) from None
+            if "cluster" in field_names(query.root):
+                raise fail(key, "cluster: cannot be used here: a post is categorised before it joins a cluster")
+            return query
 
         queries: dict[tuple[str, str | None], Any] = {}
         categories: list[Category] = []

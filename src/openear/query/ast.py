@@ -25,12 +25,14 @@ __all__ = [
     "Phrase",
     "Term",
     "TextField",
+    "field_names",
     "format_node",
     "is_text",
 ]
 
 TextField = Literal["any", "title"]
-FIELDS = ("lang", "source", "kind", "category", "sentiment", "country")
+FIELDS = ("lang", "source", "kind", "category", "sentiment", "country", "cluster")
+MAX_CLUSTER_ID = 2**62  # cluster ids are 1 to this, as the web routes take them
 DATE_FIELDS = ("after", "before")
 
 
@@ -71,7 +73,9 @@ class Near:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """``name:value`` on a post attribute (lang, source, kind, category, sentiment, country)."""
+    """``name:value`` on a post attribute (lang, source, kind, category, sentiment, country, cluster).
+
+    ``cluster``'s value is a near-duplicate cluster id in canonical digits (``"123"``), tested on ``cluster_id``."""
 
     name: str
     value: str
@@ -114,6 +118,17 @@ def is_text(node: Node) -> bool:
     if isinstance(node, Not):
         return is_text(node.item)
     return False
+
+
+def field_names(node: Node) -> frozenset[str]:
+    """The ``name:`` fields a query tests anywhere (``cluster``, ``lang``, ``after``, ...)."""
+    if isinstance(node, Field | DateFilter):
+        return frozenset({node.name})
+    if isinstance(node, And | Or):
+        return frozenset().union(*(field_names(n) for n in node.items))
+    if isinstance(node, Not):
+        return field_names(node.item)
+    return frozenset()
 
 
 # -- printing ------------------------------------------------------------------------------------------------

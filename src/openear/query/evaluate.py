@@ -23,7 +23,8 @@ __all__ = ["Document", "Prepared", "compile_node", "prepare"]
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """What a query sees of a post. ``categories`` holds every category label, ``category`` the primary one."""
+    """What a query sees of a post. ``categories`` holds every category label, ``category`` the primary one;
+    ``cluster_id`` is the post's near-duplicate cluster (``cluster:``), ``None`` when it has none."""
 
     text: str
     title: str | None = None
@@ -35,6 +36,7 @@ class Document:
     sentiment: str | None = None
     country: str | None = None
     created_at: datetime | None = None
+    cluster_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], categories: frozenset[str] | set[str] = frozenset()) -> Document:
@@ -50,6 +52,7 @@ class Document:
             sentiment=row.get("sentiment"),
             country=row.get("country"),
             created_at=row.get("created_at"),
+            cluster_id=row.get("cluster_id"),
         )
 
 
@@ -193,6 +196,9 @@ def compile_node(node: Node) -> Callable[[Prepared], bool]:
         name, value = node.name, node.value
         if name == "category":
             return lambda p: p.doc.category == value or value in p.doc.categories
+        if name == "cluster":
+            cluster = int(value)
+            return lambda p: p.doc.cluster_id == cluster
         return lambda p: getattr(p.doc, name) == value
     if isinstance(node, DateFilter):
         edge = datetime.combine(node.day, time())

@@ -16,6 +16,7 @@ from openear.errors import OpenearError
 from openear.query.ast import (
     DATE_FIELDS,
     FIELDS,
+    MAX_CLUSTER_ID,
     And,
     DateFilter,
     Field,
@@ -49,7 +50,7 @@ AND.3: /AND(?![^\s()"])/
 OR.3: /OR(?![^\s()"])/
 NOT.3: /NOT(?![^\s()"])/
 NEAR.3: /NEAR\/[0-9]+f?(?![^\s()"])/
-FIELD.2: /(lang|source|kind|category|sentiment|country|after|before):/
+FIELD.2: /(lang|source|kind|category|sentiment|country|cluster|after|before):/
 TITLE.2: /title:/
 MINUS: "-"
 LPAR: "("
@@ -64,6 +65,7 @@ _LARK = Lark(GRAMMAR, parser="lalr", lexer="basic", propagate_positions=True, ke
 _VALUES = {"kind": ("social", "news"), "sentiment": ("positive", "neutral", "negative")}
 _FIELDISH = re.compile(r"^([A-Za-z_]+):")
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class QuerySyntaxError(OpenearError):
@@ -292,6 +294,12 @@ class _Converter:
             except ValueError:
                 raise _fail(pos, f"{name}: expected a day as YYYY-MM-DD, not {value!r}") from None
             return DateFilter(name, day)  # type: ignore[arg-type]
+        if name == "cluster":
+            n = int(value) if _DIGITS.fullmatch(value) and len(value) <= 30 else 0
+            if not 1 <= n <= MAX_CLUSTER_ID:
+                expected = "a cluster id (a whole number from 1, e.g. cluster:123)"
+                raise _fail(pos, f"cluster: expected {expected}, not {value!r}")
+            return Field(name, str(n))
         if name in ("lang", "kind", "sentiment"):
             value = value.lower()
         elif name == "country":

@@ -438,6 +438,8 @@ class Compiler:
 
     @staticmethod
     def _field(node: Field) -> ColumnElement[bool]:
+        if node.name == "cluster":  # the parser checked the id: canonical digits
+            return and_(posts.c.cluster_id.is_not(None), posts.c.cluster_id == int(node.value))
         col = posts.c[node.name]
         same = and_(col.is_not(None), col == node.value)  # never NULL: NOT keeps posts without the attribute
         if node.name != "category":

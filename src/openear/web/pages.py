@@ -90,6 +90,11 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
+def _cluster_posts_link(cluster_id: int) -> str:
+    """The posts page searching ``cluster:ID``: every post of that near-duplicate cluster (roles that read posts)."""
+    return "/posts?" + urlencode({"q": f"cluster:{int(cluster_id)}"})
+
+
 def _snippet(text_: str | None, limit: int = SNIPPET_CHARS) -> str:
     clean = " ".join((text_ or "").split())
     if len(clean) <= limit:
@@ -335,13 +340,13 @@ def _cluster_actions(conn: Any, request: Request, user: auth.User, ids: list[int
         cfg = triage_config(request)
         columns = [c for c in posts.c if c.name != "author_pseudonym"]
         reps = conn.execute(
-            select(clusters.c.id.label("cluster_id"), *columns)
+            select(clusters.c.id.label("of_cluster"), *columns)
             .join(posts, posts.c.id == clusters.c.representative_post_id)
             .where(clusters.c.id.in_(todo))
         ).mappings()
-        for rep in reps:
-            post = {k: v for k, v in rep.items() if k != "cluster_id"}
-            out[rep["cluster_id"]]["can_open"] = may_access_team_object(user, triage.route_post(cfg, post))
+        for rep in reps:  # the post as open_case_for routes it, its cluster_id included (a rule may say cluster:)
+            post = {k: v for k, v in rep.items() if k != "of_cluster"}
+            out[rep["of_cluster"]]["can_open"] = may_access_team_object(user, triage.route_post(cfg, post))
     return out
 
 
@@ -437,6 +442,7 @@ def overview(request: Request, since: str = "30d", until: str = "") -> Response:
                 "category": c["category"],
                 "when": f"{c['first_seen']:%d %b} to {c['last_seen']:%d %b}",
                 "link": f"/posts/{c['post_id']}" if can_read else None,
+                "posts_link": _cluster_posts_link(c["id"]) if can_read else None,  # all its posts: readers only
                 # ids and case actions only for the roles that open cases
                 **(
                     {"id": c["id"], **actions[c["id"]]}

@@ -23,7 +23,7 @@ from openear import audit, scheduler, triage
 from openear.labels import language_name
 from openear.store.schema import report_archive
 from openear.web import auth
-from openear.web.pages import _render, _snippet, _store, _user, _when
+from openear.web.pages import _cluster_posts_link, _render, _snippet, _store, _user, _when
 from openear.web.roles import can, may_access_team_object, requires
 from openear.web.triage_access import (
     Forbidden,
@@ -161,7 +161,7 @@ def case_page(request: Request, case_id: ObjectId) -> Response:
         case=case,
         events=events,
         posts=linked,
-        clusters=[_cluster_item(c, summaries.get(c["id"], {}), case_id) for c in case["clusters"]],
+        clusters=[_cluster_item(c, summaries.get(c["id"], {}), case_id, reads_posts) for c in case["clusters"]],
         reads_posts=reads_posts,
         can_triage=_can_triage(user),
         opened=_when(case["created_at"]),
@@ -172,16 +172,19 @@ def case_page(request: Request, case_id: ObjectId) -> Response:
     )
 
 
-def _cluster_item(cluster: dict[str, Any], summary: dict[str, Any], case_id: int) -> dict[str, Any]:
+def _cluster_item(
+    cluster: dict[str, Any], summary: dict[str, Any], case_id: int, reads_posts: bool = False
+) -> dict[str, Any]:
     """One of a case's clusters as its page shows it to every triage role, as the overview shows a cluster: the
-    representative post's excerpt (a link to that post only for roles that read posts), aggregates, and the other
-    cases linking it that the viewer may open."""
+    representative post's excerpt (a link to that post, and to the search ``cluster:ID`` listing all its posts, only
+    when ``reads_posts``), aggregates, and the other cases linking it that the viewer may open."""
     first, last = cluster["first_seen"], cluster["last_seen"]
     return {
         "id": cluster["id"],
         "size": cluster["size"],
         "text": _snippet(summary.get("text") or summary.get("title")),
         "link": f"/posts/{summary['post_id']}" if summary.get("post_id") else None,
+        "posts_link": _cluster_posts_link(cluster["id"]) if reads_posts else None,
         "category": summary.get("category"),
         "when": f"{first:%d %b %Y} to {last:%d %b %Y}" if first and last else "",
         "sentiment": summary.get("sentiment", {}),
