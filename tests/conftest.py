@@ -22,6 +22,11 @@ from openear.settings import Settings, SourceSpec
 from openear.store import Store
 from shared_data import SHARED, shared_path  # noqa: F401 - re-exported for older imports
 
+# Ingest drops posts older than the retention limit, counted from openear.clock.now(). Fixtures carry fixed dates,
+# so the suite freezes that moment: the same posts are kept on any day it runs (subprocesses inherit it).
+FROZEN_NOW = "2026-12-01T00:00:00+00:00"
+os.environ["OPENEAR_NOW"] = FROZEN_NOW
+
 
 @dataclass
 class Workspace:

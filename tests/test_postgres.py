@@ -101,12 +101,16 @@ def test_deletions_reported_by_sources_are_applied(db_url: str) -> None:
     store.close()
 
 
-def test_cli_purge_and_import_and_report(db_url: str, workspace: Workspace, tmp_path: Path) -> None:
-    """The CLI on both stores: import, report, purge (retention 180 days before the real now)."""
+def test_cli_purge_and_import_and_report(
+    db_url: str, workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI on both stores: import (300 days ago, when all three posts were within the limit), report, purge
+    (retention 180 days before the real now)."""
     from openear.cli import app
 
     runner = CliRunner()
     now = datetime.now(UTC)
+    monkeypatch.setenv("OPENEAR_NOW", (now - timedelta(days=300)).isoformat())  # ingest's clock; purge's is real
     rows = [post_row(i, body, created_at=(now - timedelta(days=age)).strftime("%Y-%m-%dT%H:%M:%SZ"))
             for i, (body, age) in enumerate([("The app crashes on login", 2), ("No tips this week", 3),
                                               ("Me desactivaron la cuenta", 400)])]

@@ -45,21 +45,34 @@ def _sqlite_path(url: str) -> Path:
 
 
 def _pg_args(url: str) -> tuple[list[str], dict[str, str]]:
-    """libpq options for ``pg_dump``/``pg_restore`` from a SQLAlchemy URL; the password goes in the environment,
-    never on a command line that ``ps`` shows."""
+    """libpq options for ``pg_dump``/``pg_restore`` from a SQLAlchemy URL: one ``--dbname`` connection string with
+    the URL's host, port, user, database and query parameters (``?host=/run/postgresql``, ``sslmode=verify-full``,
+    ``sslrootcert=...``: what openear itself connects with; a query parameter wins, as it does for psycopg). The
+    password goes in the environment, never on a command line that ``ps`` shows."""
     u = make_url(url)
-    args = []
+    params: dict[str, str] = {"dbname": u.database or "postgres"}
     if u.host:
-        args += ["--host", u.host]
+        params["host"] = u.host
     if u.port:
-        args += ["--port", str(u.port)]
+        params["port"] = str(u.port)
     if u.username:
-        args += ["--username", u.username]
+        params["user"] = u.username
+    password = str(u.password) if u.password else None
+    for key, value in u.query.items():
+        value = ",".join(value) if isinstance(value, tuple) else value  # ?host=a&host=b: libpq's list
+        if key == "password":
+            password = value
+        else:
+            params[key] = value
     env = dict(os.environ)
-    if u.password:
-        env["PGPASSWORD"] = str(u.password)
-    args += ["--dbname", u.database or "postgres"]
-    return args, env
+    if password:
+        env["PGPASSWORD"] = password
+    return ["--dbname", " ".join(f"{k}={_conninfo_value(v)}" for k, v in params.items())], env
+
+
+def _conninfo_value(value: str) -> str:
+    """A value quoted for a libpq connection string."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _tool(name: str) -> str:

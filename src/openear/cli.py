@@ -165,6 +165,9 @@ def stats_table(title: str, rows: dict[str, RunStats]) -> Table:
         caption.append("rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     if withheld:
         caption.append("withheld: " + ", ".join(f"{k} {v}" for k, v in sorted(withheld.items())))
+    expired = sum(s.expired for s in rows.values())
+    if expired:
+        caption.append(f"older than the retention limit, not stored: {expired}")
     table = Table(title=title, title_justify="left", caption="; ".join(caption) or None, caption_justify="left")
     table.add_column("source", no_wrap=True)
     for col in ("read", "stored", "unchanged", "rejected", "withheld", "scrubbed", "invalid"):
@@ -178,7 +181,8 @@ def stats_table(title: str, rows: dict[str, RunStats]) -> Table:
 # ------------------------------------------------------------------------------------------------------------
 @app.command()
 def init(ctx: typer.Context, home: HomeOption = None) -> None:
-    """Create a workspace: openear.toml, the SQLite database, a pseudonym key (0600), the taxonomy, an admin."""
+    """Create or upgrade a workspace: openear.toml, the database (SQLite, or OPENEAR_DATABASE_URL's) migrated, a
+    pseudonym key (0600), the taxonomy, an admin."""
     from openear.workspace import init_workspace
 
     with _errors():
@@ -327,6 +331,7 @@ def backfill(
     """Import a large file in batches, each committed with a checkpoint: a re-run resumes after the last one."""
     from openear.backfill import backfill as run_backfill
     from openear.distributed import BatchPipeline, make_engine
+    from openear.pipeline import retention_of
     from openear.triage.feed import feeder
 
     if batch_size < 1:
@@ -342,7 +347,8 @@ def backfill(
         try:
             with _progress() as bar:
                 task = bar.add_task(f"backfill {file.name}", total=_count_lines(file))
-                pipeline = BatchPipeline(store, eng, batch_size=batch_size, after_run=feeder(settings, store))
+                pipeline = BatchPipeline(store, eng, batch_size=batch_size, after_run=feeder(settings, store),
+                                         retention=retention_of(settings, store))
                 result = run_backfill(store, file, fmt, spec, pipeline,
                                       restart=restart, progress=lambda n: bar.advance(task, n))
         except KeyboardInterrupt:
@@ -616,10 +622,11 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
         factory = eng = None
         if engine != "local" or address:  # guard and enrichers on Ray workers, shared by every source (issue 7)
             from openear.distributed import make_engine, pipeline_factory
+            from openear.pipeline import retention_of
             from openear.triage.feed import feeder
 
             eng = make_engine(settings, engine, address=address, workers=workers, mode=mode, store=store)
-            factory = pipeline_factory(store, eng, feeder(settings, store))
+            factory = pipeline_factory(store, eng, feeder(settings, store), retention_of(settings, store))
         if factory is None and mode is not None:  # the sentiment mode of each source's pipeline (issue 8)
             from openear.pipeline import Pipeline
 

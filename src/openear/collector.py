@@ -337,7 +337,7 @@ class Collector:
 
 
 def _merge(into: RunStats, add: RunStats) -> None:
-    for name in ("read", "stored", "unchanged", "withheld", "scrubbed", "invalid"):
+    for name in ("read", "stored", "unchanged", "withheld", "scrubbed", "invalid", "expired"):
         setattr(into, name, getattr(into, name) + getattr(add, name))
     for k, v in add.rejected.items():
         into.rejected[k] = into.rejected.get(k, 0) + v

@@ -26,12 +26,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ from openear.pipeline import (
     Stream,
     batches,
     count_rejection,
+    cutoff_for,
     recorded_run,
     store_batch,
     store_key,
@@ -270,6 +272,31 @@ def _ray() -> Any:
     return ray
 
 
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse at once an ``--address`` where nothing listens (Ray itself retries for minutes before it gives up)."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected HOST:PORT as `ray start --head` prints it, or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: nothing answers there ({exc.strerror or exc}); start the head "
+                          "with `ray start --head` or check the address it printed") from None
+
+
+def _connect_failed(address: str, exc: Exception) -> str:
+    """One line for a Ray cluster that answered but would not take this driver."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    hint = ""
+    if "token" in str(exc).lower() or "auth" in str(exc).lower():
+        hint = ("; the cluster wants its token: set RAY_AUTH_MODE=token and give this machine the head's token "
+                "(docs/deploy.md, Ray)")
+    return f"--address {address}: Ray refused the connection: {first}{hint}"
+
+
 class RayEngine:
     """A pool of ``workers`` Ray actors (one CPU each), shared by every pipeline of this process.
 
@@ -297,6 +324,8 @@ class RayEngine:
         if workers is not None and workers < 1:
             raise ConfigError("--workers: must be at least 1")
         self._owns_ray = False
+        if address:
+            _reachable(address)
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {
                 "include_dashboard": False,
@@ -304,7 +333,10 @@ class RayEngine:
                 "namespace": "openear",
             }
             if address:
-                ray.init(address=address, **kwargs)
+                try:
+                    ray.init(address=address, **kwargs)
+                except (ConnectionError, RuntimeError) as exc:
+                    raise ConfigError(_connect_failed(address, exc)) from None
             else:
                 ray.init(
                     address="local",
@@ -461,11 +493,13 @@ class BatchPipeline:
         *,
         batch_size: int = DEFAULT_BATCH,
         after_run: Callable[[RunStats], None] | None = None,
+        retention: timedelta | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
         self.batch_size = batch_size
         self.after_run = after_run  # the triage pass after a run that stored posts, as Pipeline.after_run
+        self.retention = retention  # as Pipeline.retention: older posts are dropped when read
         self.deduper = _ClusterDeduper()
         self.deduper.load(store.recent_signatures(datetime.now(UTC) - DEDUPE_WINDOW))
         self._seq = 0
@@ -499,7 +533,9 @@ class BatchPipeline:
                 self._write(run_id, spec, window.popleft(), stats, progress, on_deleted)
 
         with recorded_run(self.store, spec, kind) as (run_id, stats):
-            for batch, mark, final in batches(items, normalise, stats, self.batch_size, _Batch, cursor or spec.name):
+            cutoff = cutoff_for(self.retention)
+            for batch, mark, final in batches(items, normalise, stats, self.batch_size, _Batch, cursor or spec.name,
+                                              cutoff):
                 batch.cursor = mark
                 send(batch, final=final)
             while window:
@@ -541,7 +577,9 @@ class BatchPipeline:
 
 
 def pipeline_factory(
-    store: Store, engine: Engine, after_run: Callable[[RunStats], None] | None = None
+    store: Store, engine: Engine, after_run: Callable[[RunStats], None] | None = None,
+    retention: timedelta | None = None,
 ) -> Callable[[int], BatchPipeline]:
     """``batch_size -> pipeline`` for :class:`openear.collector.Collector`: every source shares the engine."""
-    return lambda batch_size: BatchPipeline(store, engine, batch_size=batch_size, after_run=after_run)
+    return lambda batch_size: BatchPipeline(store, engine, batch_size=batch_size, after_run=after_run,
+                                            retention=retention)

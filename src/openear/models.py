@@ -160,6 +160,7 @@ class RunStats:
     withheld: int = 0
     scrubbed: int = 0
     invalid: int = 0
+    expired: int = 0  # older than the retention limit when read: never stored
     rejected: dict[str, int] = field(default_factory=dict)
     withheld_by_reason: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)

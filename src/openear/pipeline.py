@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from openear import clock
 from openear.connectors.base import Deleted
 from openear.enrich import Enrichment
 from openear.errors import InvalidField
@@ -59,10 +60,12 @@ B = TypeVar("B", bound=Batch)
 
 
 def batches(
-    items: Stream, normalise: Normaliser, stats: RunStats, size: int, new: Callable[[], B], cursor: str
+    items: Stream, normalise: Normaliser, stats: RunStats, size: int, new: Callable[[], B], cursor: str,
+    cutoff: datetime | None = None,
 ) -> Iterator[tuple[B, tuple[str, str] | None, bool]]:
     """A run's stream in batches of ``size``: ``(batch, (cursor, the latest mark so far), final)``; counts
-    reads and invalid items in ``stats``.
+    reads and invalid items in ``stats``. A post created before ``cutoff`` (the retention limit) is counted as
+    expired and never reaches the batch: the purge would delete it anyway, so it is never stored.
 
     A full batch is yielded lazily, when the next item shows up, so a mark that closes it goes with it; the last
     one (maybe empty) is yielded with ``final`` true. Shared by :class:`Pipeline` and
@@ -86,6 +89,8 @@ def batches(
         if isinstance(post, InvalidItem):
             stats.invalid += 1
             stats.errors.append(str(post))
+        elif cutoff is not None and post.created_at < cutoff:
+            stats.expired += 1
         else:
             batch.add(post)
     yield batch, mark, True
@@ -98,6 +103,19 @@ def count_rejection(stats: RunStats, r: Rejection) -> None:
         stats.withheld_by_reason[r.reason] = stats.withheld_by_reason.get(r.reason, 0) + 1
     else:
         stats.rejected[r.reason] = stats.rejected.get(r.reason, 0) + 1
+
+
+def retention_of(settings: Settings, store: Store) -> timedelta:
+    """How long posts are kept: ``retention_days``, or the value set on the admin Settings page, which wins."""
+    from openear.web.overrides import effective
+
+    with store.connect() as conn:
+        return timedelta(days=effective(settings, conn).retention_days)
+
+
+def cutoff_for(retention: timedelta | None) -> datetime | None:
+    """The creation time before which a run drops posts: ``retention`` before :func:`openear.clock.now`."""
+    return None if retention is None else clock.now() - retention
 
 
 def store_key(settings: Settings, store: Store) -> bytes:
@@ -185,6 +203,7 @@ class Pipeline:
     enrichment: Enrichment
     batch_size: int = DEFAULT_BATCH
     after_run: Callable[[RunStats], None] | None = None  # the triage pass after a run that stored posts (issue 5)
+    retention: timedelta | None = None  # posts older than this when read are dropped (None: all kept)
 
     @classmethod
     def for_settings(cls, settings: Settings, store: Store, *, batch_size: int = DEFAULT_BATCH,
@@ -197,7 +216,8 @@ class Pipeline:
         enrichment.warm_deduper(store.recent_signatures(datetime.now(UTC) - DEDUPE_WINDOW))
         from openear.triage.feed import feeder
 
-        return cls(store, Guard(store_key(settings, store)), enrichment, batch_size, feeder(settings, store))
+        return cls(store, Guard(store_key(settings, store)), enrichment, batch_size, feeder(settings, store),
+                   retention_of(settings, store))
 
     def run(
         self,
@@ -218,7 +238,8 @@ class Pipeline:
         """
         with recorded_run(self.store, spec, kind) as (run_id, stats):
             new = partial(_Guarded, self.guard, spec.visibility, stats)
-            for batch, mark, final in batches(items, normalise, stats, self.batch_size, new, spec.name):
+            cutoff = cutoff_for(self.retention)
+            for batch, mark, final in batches(items, normalise, stats, self.batch_size, new, spec.name, cutoff):
                 # the last batch, even empty, may still have a mark to save; progress hears of every batch
                 if batch.pending or batch.rejections or batch.deletions or (final and mark):
                     enriched = self.enrichment.enrich(list(batch.pending.values()))

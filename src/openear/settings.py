@@ -74,8 +74,8 @@ def mask_url(url: str) -> str:
     if "://" in url and "@" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
+        user, colon, _password = creds.partition(":")
+        return f"{scheme}://{user}:***@{host}" if colon else url  # no password: nothing to hide
     return url
 
 

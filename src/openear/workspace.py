@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
 from openear import settings as settings_mod
+from openear.errors import ConfigError
 from openear.guard import create_key
 from openear.settings import CONFIG_TEMPLATE, DEFAULT_PURPOSE, DEFAULT_RETENTION_DAYS, Settings
 from openear.store import Store
@@ -51,7 +54,11 @@ def init_workspace(home: str | os.PathLike[str] | None = None, *, organisation: 
         created.append("taxonomy")
     store = Store(settings.database_url)
     try:
-        if store.revision() is None:
+        try:
+            fresh = store.revision() is None
+        except OperationalError as exc:  # a server down, a wrong port or host, a database not created yet
+            raise ConfigError(f"cannot open the database: {exc.orig}") from None
+        if fresh:
             created.append("database")
         store.migrate()
         username = password = None

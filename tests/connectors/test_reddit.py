@@ -14,6 +14,14 @@ from openear.errors import ConfigError
 from openear.models import RawItem
 from openear.store.schema import posts
 
+
+@pytest.fixture(autouse=True)
+def recorded_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Reddit fixtures' items date from 2025-11-30: ingest counts retention from then, as a collector running
+    that day would (later, they would be past the 180-day limit and never stored)."""
+    monkeypatch.setenv("OPENEAR_NOW", "2025-12-01T00:00:00+00:00")
+
+
 ENV = {"REDDIT_CLIENT_ID": "client-id-1234", "REDDIT_CLIENT_SECRET": "client-secret-5678"}
 NEW = "/r/AmazonFlexDrivers/new"
 COMMENTS = "/r/AmazonFlexDrivers/comments"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from openear.errors import ConfigError
 from openear.models import EnrichedPost, GuardedPost, Rejection, RunStats
@@ -57,7 +57,10 @@ class Store:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         elif self.dialect == "postgresql":
             kwargs["pool_pre_ping"] = True  # a server restart costs the pool its connections, not the caller a batch
-        self.engine: Engine = create_engine(url, **kwargs)
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # a typo in OPENEAR_DATABASE_URL
+            raise ConfigError(_bad_url(url, exc)) from None
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         from openear.store.queries import AggregateCache
@@ -663,6 +666,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _bad_url(url: str, exc: Exception) -> str:
+    """One line naming what is wrong with a database URL (without its password)."""
+    from openear.settings import mask_url
+
+    if isinstance(exc, NoSuchModuleError):  # before ArgumentError, its base class
+        why = f"unknown database {url.split(':', 1)[0]!r}"
+    elif isinstance(exc, ArgumentError):
+        why = "not a database URL"
+    else:
+        why = f"its driver is not installed ({getattr(exc, 'name', None) or exc})"
+    return (f"database URL {mask_url(url)!r}: {why}; use postgresql+psycopg://USER@HOST:PORT/DB "
+            "(pip install 'openear[postgres]') or sqlite:///PATH")
 
 
 def open_store(url: str, *, migrate: bool = False) -> Store:
