@@ -87,19 +87,19 @@ def test_a_url_without_a_password_is_shown_as_it_is() -> None:
 
 
 def test_healthz_tells_a_health_check_when_the_database_is_gone(
-    pg_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_server: Any, pg_database: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """docs/deploy.md points the proxy's health check at /healthz: 200 while the database answers, 503 after."""
     from fastapi.testclient import TestClient
 
-    from conftest import pg_url
     from openear.web.app import create_app
     from openear.workspace import init_workspace
 
-    name = pg_server.create()
-    monkeypatch.setenv("OPENEAR_DATABASE_URL", pg_url(name))
+    url = pg_database()
+    name = url.rsplit("/", 1)[1]
+    monkeypatch.setenv("OPENEAR_DATABASE_URL", url)
     settings = init_workspace(tmp_path / "ws").settings
-    store = Store(pg_url(name))
+    store = Store(url)
     try:
         client = TestClient(create_app(settings, store), base_url="http://testserver", follow_redirects=False)
         ok = client.get("/healthz")
