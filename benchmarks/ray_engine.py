@@ -29,6 +29,7 @@ import platform
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ def _generate(n: int, path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules["make_demo_data"] = module
     spec.loader.exec_module(module)
+    # fixed dates: retention counts from the day after them, so every post is kept on any day (as pipeline.py)
+    os.environ.setdefault("OPENEAR_NOW", (module.ANCHOR + timedelta(days=1)).isoformat())
     module.write_jsonl(module.generate(n), path)
 
 
