@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -240,6 +242,23 @@ CRASH = "The app crashed again at the last drop off and froze, I lost the whole 
 TIPS = "My tips were not paid again this week, the weekly pay statement shows missing tips for every delivery."
 
 
+@contextlib.contextmanager
+def counted_statements(engine: Any) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` runs inside the block."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def listen(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+
+
 def _top_clusters(web: Any) -> dict[str, int]:
     """Two more near-duplicate pairs, so the overview lists three clusters: ``own`` (the seeded pay_tips pair,
     linked to the Payments case), ``tips`` (pay_tips: routes to Payments) and ``crash`` (app_issue: Driver app)."""
@@ -306,25 +325,14 @@ def test_overview_cluster_actions_take_two_queries(case_web: Any) -> None:
     """The per-user part of the top clusters is computed per request, in two queries however many clusters."""
     from types import SimpleNamespace
 
-    from sqlalchemy import event
-
     from openear.web.auth import User
     from openear.web.pages import _cluster_actions
 
     top = _top_clusters(case_web)
     request: Any = SimpleNamespace(app=case_web.app)
     owner = User(0, "owner", "owner", frozenset({OWN_TEAM}))
-    statements: list[str] = []
-
-    def listen(*args: Any) -> None:
-        statements.append(args[2])
-
-    with case_web.store.connect() as conn:
-        event.listen(case_web.store.engine, "before_cursor_execute", listen)
-        try:
-            got = _cluster_actions(conn, request, owner, list(top.values()))
-        finally:
-            event.remove(case_web.store.engine, "before_cursor_execute", listen)
+    with case_web.store.connect() as conn, counted_statements(case_web.store.engine) as statements:
+        got = _cluster_actions(conn, request, owner, list(top.values()))
     assert got == {
         top["own"]: {"case_id": case_web.t.own_case, "can_open": False},
         top["tips"]: {"case_id": None, "can_open": True},
@@ -428,8 +436,6 @@ def test_owners_see_cluster_counts_not_posts_on_their_case_page(case_web: Any, d
 def test_cases_of_clusters_answers_many_clusters_in_one_query(case_web: Any, db_url: str) -> None:
     """One helper serves the API's one cluster, the overview's top clusters and a case page: the cases on each
     cluster that the user may see, newest first, in one query."""
-    from sqlalchemy import event
-
     from openear.web.auth import User
     from openear.web.triage_access import cases_of_cluster, cases_of_clusters
 
@@ -437,17 +443,9 @@ def test_cases_of_clusters_answers_many_clusters_in_one_query(case_web: Any, db_
     owner = User(0, "owner", "owner", frozenset({OWN_TEAM}))
     analyst = User(0, "analyst", "analyst", frozenset())
     ids = [made["own"], made["tips"], made["crash"]]
-    statements: list[str] = []
-
-    def listen(*args: Any) -> None:
-        statements.append(args[2])
-
     with case_web.store.connect() as conn:
-        event.listen(case_web.store.engine, "before_cursor_execute", listen)
-        try:
+        with counted_statements(case_web.store.engine) as statements:
             mine = cases_of_clusters(conn, owner, ids)
-        finally:
-            event.remove(case_web.store.engine, "before_cursor_execute", listen)
         every = cases_of_clusters(conn, analyst, ids)
         resolved = cases_of_clusters(conn, analyst, ids, status="resolved")
         single = cases_of_cluster(conn, owner, made["own"])
@@ -466,24 +464,13 @@ def test_cases_of_clusters_answers_many_clusters_in_one_query(case_web: Any, db_
 
 def test_case_page_clusters_take_three_queries(case_web: Any, db_url: str) -> None:
     """A case's cluster summaries take three queries however many clusters it follows (no query per cluster)."""
-    from sqlalchemy import event
-
     from openear.web.auth import User
     from openear.web.triage_access import cluster_summaries
 
     made = _case_with_more_clusters(case_web)
     owner = User(0, "owner", "owner", frozenset({OWN_TEAM}))
-    statements: list[str] = []
-
-    def listen(*args: Any) -> None:
-        statements.append(args[2])
-
-    with case_web.store.connect() as conn:
-        event.listen(case_web.store.engine, "before_cursor_execute", listen)
-        try:
-            got = cluster_summaries(conn, owner, [made["own"], made["tips"], made["crash"]])
-        finally:
-            event.remove(case_web.store.engine, "before_cursor_execute", listen)
+    with case_web.store.connect() as conn, counted_statements(case_web.store.engine) as statements:
+        got = cluster_summaries(conn, owner, [made["own"], made["tips"], made["crash"]])
     assert len(statements) <= 3
     assert set(got) == {made["own"], made["tips"], made["crash"]}
     assert all(s["post_id"] is None for s in got.values())  # an owner reads no post
