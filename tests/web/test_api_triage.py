@@ -3,6 +3,7 @@ an owner reaches only their teams' objects (another team's case is 404, as an un
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -83,6 +84,22 @@ def test_a_case_has_history_notes_clusters_and_pseudonymous_posts(tw: Any) -> No
     assert owner["posts"] == 3 and owner["linked_posts"] == [] and owner["clusters_linked"]
     assert c.get("/api/v1/cases/99999").status_code == 404
     assert _bearer(tw, "viewer").get(f"/api/v1/cases/{tw.t.own_case}").status_code == 403
+
+
+def test_a_cases_clusters_carry_their_summary_and_only_readers_get_the_post_id(tw: Any) -> None:
+    """As the case page: each linked cluster's excerpt, category, sentiment and language counts for every triage
+    role; the representative post's id only for roles that may read posts (owners get null, never a 403 link)."""
+    analyst = _bearer(tw, "analyst").get(f"/api/v1/cases/{tw.t.own_case}").json()["clusters_linked"]
+    owner = _bearer(tw, "owner").get(f"/api/v1/cases/{tw.t.own_case}").json()["clusters_linked"]
+    (a,), (o,) = analyst, owner
+    assert a["id"] == o["id"] == tw.t.cluster
+    assert a["excerpt"] and a["excerpt"] == o["excerpt"] and a["category"] == o["category"] is not None
+    assert sum(a["sentiment"].values()) == sum(a["lang"].values()) == a["size"] >= 1
+    assert a["representative_post_id"] in set(tw.ids.values()) and o["representative_post_id"] is None
+    assert not [k for k in a if "author" in k or "pseudonym" in k]
+    with tw.store.connect() as conn:
+        views = [e for e in audit.entries(conn) if e["action"] == "case.view"]
+    assert json.loads(views[-1]["detail"])["clusters"] == [tw.t.cluster]
 
 
 def test_patch_walks_the_lifecycle_and_refuses_a_bad_transition_with_409(tw: Any, db_url: str) -> None:

@@ -21,6 +21,7 @@ from openear import alerts as alerts_mod
 from openear import audit, scheduler, triage
 from openear.web.api import ErrorOut, Limit, Offset, _store, _utc
 from openear.web.auth import User
+from openear.web.pages import _snippet
 from openear.web.roles import can, requires
 from openear.web.triage_access import (
     UNSET,
@@ -28,6 +29,7 @@ from openear.web.triage_access import (
     Hidden,
     TransitionRefused,
     change_case,
+    cluster_summaries,
     open_case_as,
     triage_config,
     visible_alert,
@@ -99,10 +101,19 @@ class CaseNoteOut(BaseModel):
 
 
 class CaseClusterOut(BaseModel):
+    """A linked near-duplicate cluster, as the case page shows it: aggregates and its first post's excerpt."""
+
     id: int
     size: int
     first_seen: datetime | None
     last_seen: datetime | None
+    excerpt: str | None = Field(default=None, description="The start of its representative post (pseudonymous)")
+    category: str | None = Field(default=None, description="The category most of its posts have")
+    sentiment: dict[str, int] = Field(default_factory=dict, description="Its posts by sentiment, most first")
+    lang: dict[str, int] = Field(default_factory=dict, description="Its posts by language code, most first")
+    representative_post_id: int | None = Field(
+        default=None, description="Its representative post, for roles that may read posts (GET /posts/{id}); else null"
+    )
 
 
 class CasePostOut(BaseModel):
@@ -217,7 +228,21 @@ def _case_out(row: dict[str, Any], posts: int, clusters: int) -> CaseOut:
     return CaseOut(**keep, **times, posts=posts, clusters=clusters)
 
 
-def _case_detail(case: dict[str, Any], reads_posts: bool) -> CaseDetail:
+def _cluster_out(cluster: dict[str, Any], summary: dict[str, Any]) -> CaseClusterOut:
+    return CaseClusterOut(
+        id=cluster["id"],
+        size=cluster["size"],
+        first_seen=_aware(cluster["first_seen"]),
+        last_seen=_aware(cluster["last_seen"]),
+        excerpt=_snippet(summary.get("text") or summary.get("title")) or None,
+        category=summary.get("category"),
+        sentiment=summary.get("sentiment", {}),
+        lang=summary.get("lang", {}),
+        representative_post_id=summary.get("post_id"),
+    )
+
+
+def _case_detail(case: dict[str, Any], reads_posts: bool, summaries: dict[int, dict[str, Any]]) -> CaseDetail:
     base = _case_out(case, case["post_count"], len(case["clusters"])).model_dump()
     history = [CaseEventOut(**{**e, "at": _utc(e["at"])}) for e in case["events"]]
     notes = [
@@ -230,10 +255,7 @@ def _case_detail(case: dict[str, Any], reads_posts: bool) -> CaseDetail:
         next_statuses=sorted(triage.TRANSITIONS[case["status"]]),
         history=history,
         notes=notes,
-        clusters_linked=[
-            CaseClusterOut(**{**c, "first_seen": _aware(c["first_seen"]), "last_seen": _aware(c["last_seen"])})
-            for c in case["clusters"]
-        ],
+        clusters_linked=[_cluster_out(c, summaries.get(c["id"], {})) for c in case["clusters"]],
         linked_posts=[CasePostOut(**{**p, "created_at": _utc(p["created_at"])}) for p in case["posts"]]
         if reads_posts
         else [],
@@ -276,11 +298,13 @@ def get_case(
     try:
         with store.connect() as conn:
             case = visible_case(conn, user, case_id, post_limit=post_limit if reads_posts else 0)
+            summaries = cluster_summaries(conn, user, [c["id"] for c in case["clusters"]])
     except Hidden:
         audit.log(store, user.username, "case.view", f"case:{case_id}", {"api": True, "found": False})
         raise HTTPException(404) from None
-    audit.log(store, user.username, "case.view", f"case:{case_id}", {"api": True, "posts": len(case["posts"])})
-    return _case_detail(case, reads_posts)
+    shown = {"api": True, "posts": len(case["posts"]), "clusters": [c["id"] for c in case["clusters"]]}
+    audit.log(store, user.username, "case.view", f"case:{case_id}", shown)
+    return _case_detail(case, reads_posts, summaries)
 
 
 @router.post("/cases", response_model=CaseOut, status_code=201)
