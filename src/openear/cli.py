@@ -505,24 +505,22 @@ def purge(
     home: HomeOption = None,
 ) -> None:
     """Delete posts older than the retention limit (retention_days in openear.toml, default 180)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from openear import audit
+    from openear.pipeline import retention_of
 
     with _workspace(ctx, home) as ws:
         store = ws.store
-        from openear.web.overrides import effective  # retention set on the admin Settings page wins
-
-        with store.connect() as conn:
-            settings = effective(ws.settings, conn)
-        before = datetime.now(UTC) - timedelta(days=settings.retention_days)
+        retention = retention_of(ws.settings, store)  # the admin Settings page's value wins, as at ingest
+        before = datetime.now(UTC) - retention
         done = store.purge(before, dry_run=dry_run)
         if not dry_run:
             with store.begin() as conn:
                 audit.record(conn, "cli", "purge", target=f"before {before:%Y-%m-%d}", detail=json.dumps(done))
     verb = "Would delete" if dry_run else "Deleted"
     console.print(f"{verb} {done['posts']} posts created before {before:%Y-%m-%d} "
-                  f"(retention {settings.retention_days} days).")
+                  f"(retention {retention.days} days).")
 
 
 # a query may start with "-" (exclude a word): an unknown option-like word is the query, not an error

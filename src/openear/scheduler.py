@@ -436,10 +436,9 @@ def _topics(ctx: JobContext, now: datetime) -> str:
 
 def _purge(ctx: JobContext, now: datetime) -> str:
     from openear import audit
-    from openear.web.overrides import effective  # the retention set on the admin Settings page wins
+    from openear.pipeline import retention_of  # the admin Settings page's value wins, as at ingest
 
-    with ctx.store.connect() as conn:
-        days = effective(ctx.settings, conn).retention_days
+    days = retention_of(ctx.settings, ctx.store).days
     before = _naive(now) - timedelta(days=days)
     done = ctx.store.purge(before)
     with ctx.store.begin() as conn:
