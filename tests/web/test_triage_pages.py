@@ -168,8 +168,12 @@ def test_nav_and_overview_link_only_to_cases_and_alerts_the_user_may_open(case_w
     assert 'href="/cases"' in owner and 'href="/alerts"' in owner
     assert f'href="/cases/{t.own_case}"' in owner and f'href="/cases/{t.other_case}"' not in owner
     assert case_web.login("owner").get(f"/cases/{t.other_case}").status_code == 404
-    analyst = case_web.login("analyst").get("/").text
+    client = case_web.login("analyst")
+    with counted_statements(case_web.store.engine) as statements:
+        analyst = client.get("/").text
     assert f'href="/cases/{t.own_case}"' in analyst and f'href="/cases/{t.other_case}"' in analyst
+    # the spikes' cases are looked up together, not one query per spike
+    assert sum(1 for s in statements if s.startswith("SELECT cases.id, cases.team \nFROM cases")) == 1
 
 
 def test_owners_see_and_acknowledge_only_their_teams_alerts(case_web: Any) -> None:

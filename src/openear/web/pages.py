@@ -301,12 +301,15 @@ def _spikes(conn: Any, period: q.Period, user: auth.User, limit: int = 6) -> lis
 
     since, until = period.since.replace(tzinfo=None), period.until.replace(tzinfo=None)
     rows = [a for a in alerts.list_alerts(conn, status="open", limit=200) if since <= a["bucket_start"] < until]
+    rows = rows[:limit]
+    linked = {a["case_id"] for a in rows if a.get("case_id") is not None}
+    found = conn.execute(select(cases.c.id, cases.c.team).where(cases.c.id.in_(linked))) if linked else []
+    teams = {case: team for case, team in found}  # one query for every spike's case
     spikes = []
-    for a in rows[:limit]:
+    for a in rows:
         case_id = a.get("case_id")
         if case_id is not None:
-            team = conn.execute(select(cases.c.team).where(cases.c.id == case_id)).scalar()
-            case_id = case_id if may_access_team_object(user, team) else None
+            case_id = case_id if case_id in teams and may_access_team_object(user, teams[case_id]) else None
         spikes.append(
             {"what": alerts.describe(a), "score": a["score"], "when": _when(a["created_at"]), "case_id": case_id}
         )
