@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from openear import clock
 from openear.cli import app
 from openear.errors import ConfigError
-from openear.web.overrides import set_override
+from openear.overrides import set_override
 
 runner = CliRunner()
 NOW = "2026-12-01T00:00:00+00:00"  # 180 days before it: 2026-06-04
@@ -69,16 +69,26 @@ def test_an_import_without_a_frozen_clock_counts_from_today(workspace, monkeypat
     assert (stats.stored, stats.expired) == (0, 1)
 
 
-@pytest.mark.parametrize("command", ["import", "backfill"])
+@pytest.mark.parametrize(("command", "override"), [("import", None), ("backfill", None), ("import", "30"),
+                                                  ("backfill", "30")])
 def test_import_and_backfill_say_how_many_posts_were_past_the_limit(
-    command: str, workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    command: str, override: str | None, workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The summary names the limit that ingest applied: openear.toml's, or the admin page's when it is set."""
     monkeypatch.setenv(clock.ENV, NOW)
+    if override:
+        with workspace.store.begin() as conn:
+            set_override(conn, workspace.settings, "retention_days", override, "admin")
     path = workspace.write_jsonl("old.jsonl", rows())
     args = ["--home", str(workspace.home), command, str(path), "--source", "forum", "--visibility", "consented"]
     shown = runner.invoke(app, args, catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
-    assert "older than the retention limit, not stored: 1" in " ".join(shown.output.split())
+    caption = " ".join(shown.output.split())
+    if override:
+        assert "older than the retention limit of 30 days, not stored: 2" in caption
+        assert stored_ids(workspace) == {"new"}
+        return
+    assert "older than the retention limit of 180 days, not stored: 1" in caption
     assert stored_ids(workspace) == {"edge", "new"}
     if command == "import":  # the JSON summary carries the count too; a second import stores nothing new
         again = runner.invoke(app, [*args, "--json"], catch_exceptions=False)

@@ -23,6 +23,7 @@ from openear.models import RunStats
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from openear.settings import Settings
     from openear.store import Store
 
 app = typer.Typer(
@@ -143,6 +144,13 @@ def _interrupted(message: str) -> None:
     raise typer.Exit(130)
 
 
+def _retention_days(settings: Settings, store: Store) -> int:
+    """The retention limit ingest applied, in days (the admin Settings page's value wins)."""
+    from openear.pipeline import retention_of
+
+    return retention_of(settings, store).days
+
+
 def _count_lines(path: Path) -> int | None:
     try:
         with path.open("rb") as fh:
@@ -151,8 +159,9 @@ def _count_lines(path: Path) -> int | None:
         return None
 
 
-def stats_table(title: str, rows: dict[str, RunStats]) -> Table:
-    """The summary table printed at the end of an import or demo; rejection reasons go in the caption."""
+def stats_table(title: str, rows: dict[str, RunStats], retention_days: int | None = None) -> Table:
+    """The summary table printed at the end of an import or demo; rejection reasons go in the caption, and the
+    posts dropped as older than the retention limit (``retention_days``, named when given)."""
     reasons: dict[str, int] = {}
     withheld: dict[str, int] = {}
     for s in rows.values():
@@ -167,7 +176,8 @@ def stats_table(title: str, rows: dict[str, RunStats]) -> Table:
         caption.append("withheld: " + ", ".join(f"{k} {v}" for k, v in sorted(withheld.items())))
     expired = sum(s.expired for s in rows.values())
     if expired:
-        caption.append(f"older than the retention limit, not stored: {expired}")
+        limit = f" of {retention_days} days" if retention_days is not None else ""
+        caption.append(f"older than the retention limit{limit}, not stored: {expired}")
     table = Table(title=title, title_justify="left", caption="; ".join(caption) or None, caption_justify="left")
     table.add_column("source", no_wrap=True)
     for col in ("read", "stored", "unchanged", "rejected", "withheld", "scrubbed", "invalid"):
@@ -231,12 +241,13 @@ def import_(
             task = bar.add_task(f"import {file.name}", total=total)
             _, stats = import_file(ws.settings, store, file, fmt, spec, progress=lambda n: bar.advance(task, n),
                                    mode=_mode(mode))
+        days = _retention_days(ws.settings, store) if stats.expired else None
     for line in stats.errors:
         err.print(line, highlight=False, markup=False, soft_wrap=True)
     if as_json:
         print(json.dumps({"source": source, **stats.as_dict()}))
     else:
-        console.print(stats_table(f"Imported {file}", {source: stats}))
+        console.print(stats_table(f"Imported {file}", {source: stats}, days))
     if stats.invalid:
         raise typer.Exit(1)
 
@@ -347,8 +358,9 @@ def backfill(
         try:
             with _progress() as bar:
                 task = bar.add_task(f"backfill {file.name}", total=_count_lines(file))
+                retention = retention_of(settings, store)
                 pipeline = BatchPipeline(store, eng, batch_size=batch_size, after_run=feeder(settings, store),
-                                         retention=retention_of(settings, store))
+                                         retention=retention)
                 result = run_backfill(store, file, fmt, spec, pipeline,
                                       restart=restart, progress=lambda n: bar.advance(task, n))
         except KeyboardInterrupt:
@@ -369,7 +381,7 @@ def backfill(
         if result.skipped:
             console.print(f"Resumed after {result.skipped} item(s) that an earlier run already committed "
                           "(stored, withheld or rejected).", highlight=False)
-        console.print(stats_table(f"Backfilled {file} ({engine})", {source: stats}))
+        console.print(stats_table(f"Backfilled {file} ({engine})", {source: stats}, retention.days))
     if stats.invalid:
         raise typer.Exit(1)
 
@@ -667,11 +679,12 @@ def _collect(ctx: typer.Context, home: Path | None, names: list[str], *, once: b
                     signal.signal(sig, handler)
                 if eng is not None:
                     eng.close()
+        days = _retention_days(settings, store) if any(r.stats.expired for r in totals.values()) else None
     if as_json:
         print(json.dumps({name: {**r.stats.as_dict(), "deleted": r.deleted, "skipped": r.skipped,
                                  "state": r.state, "error": r.error} for name, r in totals.items()}))
     else:
-        console.print(stats_table("Collected", {name: r.stats for name, r in totals.items()}))
+        console.print(stats_table("Collected", {name: r.stats for name, r in totals.items()}, days))
         for name, r in totals.items():
             extra = [f"deleted at source {r.deleted}"] if r.deleted else []
             extra += [f"skipped {k} {v}" for k, v in sorted(r.skipped.items())]

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from openear import clock
+from openear import clock, overrides
 from openear.connectors.base import Deleted
 from openear.enrich import Enrichment
 from openear.errors import InvalidField
@@ -107,10 +107,8 @@ def count_rejection(stats: RunStats, r: Rejection) -> None:
 
 def retention_of(settings: Settings, store: Store) -> timedelta:
     """How long posts are kept: ``retention_days``, or the value set on the admin Settings page, which wins."""
-    from openear.web.overrides import effective
-
     with store.connect() as conn:
-        return timedelta(days=effective(settings, conn).retention_days)
+        return timedelta(days=overrides.effective(settings, conn).retention_days)
 
 
 def cutoff_for(retention: timedelta | None) -> datetime | None:

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select, update
 
-from openear import audit
+from openear import audit, overrides
 from openear.collector import source_statuses
 from openear.store import Store
 from openear.store import queries as q
 from openear.store.schema import audit_log, sessions, users
-from openear.web import auth, exports, membership, overrides, tokens
+from openear.web import auth, exports, membership, tokens
 from openear.web.roles import requires
 from openear.web.triage_access import triage_config
 

@@ -21,12 +21,12 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import select, text
 
-from openear import audit
+from openear import audit, overrides
 from openear.models import KINDS, SENTIMENTS
 from openear.store import Store
 from openear.store import queries as q
 from openear.topics import last_checked, latest_topics
-from openear.web import auth, labeling, overrides, saved
+from openear.web import auth, labeling, saved
 from openear.web.roles import can, may_access_team_object, requires
 from openear.web.search import SearchError, find_posts
 
