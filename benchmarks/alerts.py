@@ -32,6 +32,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -219,12 +220,25 @@ def main() -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"rows": rows, "bootstrap": cis, "series": args.series, "weeks": args.weeks, "seed": args.seed},
+                _strict({"rows": rows, "bootstrap": cis, "series": args.series, "weeks": args.weeks,
+                         "seed": args.seed}),
                 indent=2,
                 ensure_ascii=False,
+                allow_nan=False,
             )
         )
     return 0
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with NaN and infinities (no spike found: no mean delay) as null, so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":
