@@ -12,10 +12,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from openear import audit
+from openear.models import KINDS, SENTIMENTS
 from openear.store import Store, queries
 from openear.store.schema import users
 from openear.web import exports, labeling, saved
@@ -32,14 +34,45 @@ class ErrorOut(BaseModel):
     error: str
 
 
+class InvalidField(BaseModel):
+    loc: list[str | int] = Field(description="Where: query, path or body, then the field")
+    msg: str
+    type: str
+
+
+class InvalidOut(BaseModel):
+    error: str = Field(description="Each invalid field named with what was wrong, e.g. 'limit: Input should be ...'")
+    detail: list[InvalidField]
+
+
+class _In(BaseModel):
+    """A request body: a field it does not know is a 422 naming it (a typo never passes as "nothing to change"),
+    and so is a value of another JSON type (``true`` is not the id 1, ``"5"`` is not a number) or text with a NUL
+    character (which PostgreSQL cannot store)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        texts = [value] if isinstance(value, str) else [*value, *value.values()] if isinstance(value, dict) else []
+        if any("\x00" in t for t in texts if isinstance(t, str)):
+            raise ValueError("text may not contain NUL characters")
+        return value
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid input"},
     401: {"model": ErrorOut, "description": "Not signed in"},
     403: {"model": ErrorOut, "description": "The role does not allow this"},
+    422: {"model": InvalidOut, "description": "Invalid fields: a wrong type, a value out of range, an unknown field"},
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "Not found"}}
 
-router = APIRouter(prefix="/api/v1", tags=["api"], responses=_ERRORS)
+# Declares the token scheme in the OpenAPI document (the _Guard middleware does the authenticating; a session
+# cookie works as well). auto_error=False: this never answers a request by itself.
+BEARER = HTTPBearer(auto_error=False, description="An API token: `openear tokens create --user NAME`")
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=_ERRORS, dependencies=[Depends(BEARER)])
 
 
 # -- models -----------------------------------------------------------------------------------------------------
@@ -151,7 +184,7 @@ class PostDetail(PostOut):
     labels: list[LabelOut]
 
 
-class LabelIn(BaseModel):
+class LabelIn(_In):
     value: str = Field(min_length=1, max_length=60)
 
 
@@ -171,10 +204,32 @@ class SourceOut(BaseModel):
     posts: int
 
 
-class SavedSearchIn(BaseModel):
+class SavedSearchIn(_In):
     name: str = Field(min_length=1, max_length=100)
     query: str = Field(default="", max_length=500)
-    filters: dict[str, str] = Field(default_factory=dict, max_length=len(saved.FILTER_KEYS))
+    filters: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=len(saved.FILTER_KEYS),
+        description="Facets, as GET /posts takes them: " + ", ".join(saved.FILTER_KEYS),
+    )
+
+    @field_validator("filters")
+    @classmethod
+    def _known_filters(cls, filters: dict[str, str]) -> dict[str, str]:
+        for key, value in filters.items():
+            if key not in saved.FILTER_KEYS:
+                raise ValueError(f"unknown filter {key!r}; filters are {', '.join(saved.FILTER_KEYS)}")
+            if not value:
+                continue
+            if key in ("since", "until"):
+                try:
+                    date.fromisoformat(value)
+                except ValueError:
+                    raise ValueError(f"{key}: expected a day as YYYY-MM-DD, not {value[:40]!r}") from None
+            known = {"sentiment": SENTIMENTS, "kind": KINDS}.get(key)
+            if known and value not in known:
+                raise ValueError(f"{key}: {value[:40]!r} is not one of {', '.join(known)}")
+        return filters
 
 
 class SavedSearchOut(BaseModel):
@@ -239,6 +294,9 @@ def _bad(message: str) -> JSONResponse:
 Since = Annotated[str, Query(max_length=40, description="30d, 12h, 2w or an ISO date")]
 Text = Annotated[str, Query(max_length=500, description="A query in the query language (docs/query-language.md)")]
 Facet = Annotated[str, Query(max_length=100)]
+SentimentFacet = Literal["", "positive", "neutral", "negative"]
+KindFacet = Literal["", "social", "news"]
+assert set(SentimentFacet.__args__) == {"", *SENTIMENTS} and set(KindFacet.__args__) == {"", *KINDS}  # type: ignore[attr-defined]
 Day = Annotated[date | None, Query(description="An ISO date; until is inclusive")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
@@ -274,10 +332,10 @@ class PostQuery(BaseModel):
 def _post_query(
     q: Text = "",
     category: Facet = "",
-    sentiment: Facet = "",
+    sentiment: SentimentFacet = "",
     lang: Facet = "",
     source: Facet = "",
-    kind: Facet = "",
+    kind: KindFacet = "",
     since: Day = None,
     until: Day = None,
 ) -> PostQuery:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from openear import alerts as alerts_mod
 from openear import audit, scheduler, triage
-from openear.web.api import ErrorOut, Limit, Offset, _store, _utc
+from openear.web.api import BEARER, ErrorOut, InvalidOut, Limit, Offset, _In, _store, _utc
 from openear.web.auth import User
 from openear.web.pages import _snippet
 from openear.web.roles import can, requires
@@ -45,11 +45,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid input"},
     401: {"model": ErrorOut, "description": "Not signed in"},
     403: {"model": ErrorOut, "description": "The role does not allow this"},
+    422: {"model": InvalidOut, "description": "Invalid fields: a wrong type, a value out of range, an unknown field"},
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such object, or one of a team the caller does not belong to"}
 }
-router = APIRouter(prefix="/api/v1", tags=["triage"], responses=_ERRORS)
+router = APIRouter(prefix="/api/v1", tags=["triage"], responses=_ERRORS, dependencies=[Depends(BEARER)])
 
 Status = Literal["new", "investigating", "escalated", "resolved", "dismissed"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -140,7 +141,7 @@ class CaseDetail(CaseOut):
     )
 
 
-class CaseIn(BaseModel):
+class CaseIn(_In):
     """Flag exactly one post or one cluster; title, category and owner team come from it unless given."""
 
     post_id: int | None = Field(default=None, ge=1, le=2**62, description="Needs a role that reads posts")
@@ -150,16 +151,18 @@ class CaseIn(BaseModel):
     team: str | None = Field(default=None, min_length=1, max_length=100, description="Default: by routing")
 
 
-class CasePatch(BaseModel):
+class CasePatch(_In):
     """The fields to change; those left out stay as they are. ``assignee: null`` clears the assignee."""
 
-    status: Status | None = None
+    # Left out, status and priority stay as they are (None here); an explicit null is a 422: only the assignee
+    # can be cleared.
+    status: Status = None  # type: ignore[assignment]
     note: str | None = Field(default=None, max_length=5000, description="Recorded with the status change")
     assignee: str | None = Field(default=None, max_length=100)
-    priority: Priority | None = None
+    priority: Priority = None  # type: ignore[assignment]
 
 
-class NoteIn(BaseModel):
+class NoteIn(_In):
     text: str = Field(min_length=1, max_length=5000)
 
 
@@ -182,7 +185,7 @@ class AlertOut(BaseModel):
     case_id: int | None = Field(description="Its case, when the caller may see it")
 
 
-class AlertPatch(BaseModel):
+class AlertPatch(_In):
     status: AlertStatus
 
 

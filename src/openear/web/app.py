@@ -145,6 +145,31 @@ def render_error(request: Request, status: int, message: str | None = None) -> R
     )
 
 
+_WHERE = frozenset({"query", "path", "body", "header", "cookie"})
+
+
+def invalid_fields_message(errors: list[Any]) -> str:
+    """A 422's ``error``: each invalid field named with what was wrong (``limit: Input should be ...``), never
+    the value sent. A body that is not JSON, or not a JSON object, is named ``body``."""
+    parts = []
+    for e in errors[:5]:
+        loc = [str(p) for p in e.get("loc", ())]
+        where, path = (loc[0], loc[1:]) if loc and loc[0] in _WHERE else ("", loc)
+        kind = e.get("type", "")
+        if kind == "json_invalid":
+            name, msg = "body", "not valid JSON"
+        elif not path and where == "body":
+            name = "body"
+            msg = "a JSON object is required" if kind in ("missing", "model_attributes_type") else e.get("msg", "")
+        else:
+            name = ".".join(path) or where or "request"
+            msg = "unknown field" if kind == "extra_forbidden" else str(e.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{name}: {msg}")
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more")
+    return "; ".join(parts) or ERROR_TEXT[422]
+
+
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the app for a workspace; ``store`` defaults to one opened on ``settings.database_url``."""
     from openear.web import admin, api, config_pages, oidc, pages
@@ -191,9 +216,11 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         if request.url.path.startswith("/api/"):  # the shape OpenAPI documents, without the values sent
+            errors = list(exc.errors())
             detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                      for e in exc.errors()]
-            return _secure(JSONResponse({"error": ERROR_TEXT[422], "detail": detail}, status_code=422), request)
+                      for e in errors]
+            body = {"error": invalid_fields_message(errors), "detail": detail}
+            return _secure(JSONResponse(body, status_code=422), request)
         return _secure(render_error(request, 422), request)
 
     @app.exception_handler(Exception)
