@@ -11,7 +11,7 @@ import pytest
 from casework import seed
 from sqlalchemy import func, select
 
-from openear import triage
+from openear import audit, triage
 from openear.store.schema import case_events, saved_searches
 from openear.web import tokens
 
@@ -147,3 +147,81 @@ def test_the_openapi_document_declares_the_bearer_token(tw: Any) -> None:
     name = next(iter(schemes))
     assert all(op.get("security") == [{name: []}] for ops in doc["paths"].values() for op in ops.values())
     assert tw.login("analyst").get("/api/v1/me").status_code == 200  # the session cookie still works
+
+
+def _last_audit(web: Any) -> tuple[int, dict[str, Any]]:
+    """How many audit records there are, and the newest one (its ``detail`` parsed)."""
+    with web.store.connect() as conn:
+        entries = list(audit.entries(conn))
+        assert audit.verify(conn)
+    last = dict(entries[-1])
+    last["detail"] = json.loads(last["detail"]) if last["detail"] else None
+    return len(entries), last
+
+
+def test_a_refused_export_is_audited_like_a_refused_search(tw: Any) -> None:
+    c = _bearer(tw, "analyst")
+    bad_q = {"q": "tips NEAR/5", "lang": "en"}
+    r = c.get("/api/v1/posts", params=bad_q)
+    assert r.status_code == 400 and r.json()["error"].startswith("q: ")
+    n, searched = _last_audit(tw)
+    assert (searched["action"], searched["target"]) == ("posts.search", "api:posts") and "error" in searched["detail"]
+
+    r = c.get("/api/v1/posts/export", params={**bad_q, "format": "jsonl"})
+    assert r.status_code == 400 and r.json()["error"].startswith("q: ")
+    count, exported = _last_audit(tw)
+    assert count == n + 1 and (exported["action"], exported["target"]) == ("posts.export", "api:posts")
+    error = searched["detail"]["error"]
+    assert exported["detail"] == {"q": "tips NEAR/5", "lang": "en", "format": "jsonl", "error": error}
+
+    # the dashboard's download: every refused attempt is recorded too (target "posts", as its downloads are)
+    page = tw.login("analyst")
+    count = _last_audit(tw)[0]  # after the sign-in's own record
+    for params, said in [
+        ({"q": "tips NEAR/5"}, "The search is not valid"),
+        ({"q": "tips", "format": "xlsx"}, "Unknown export format"),
+        ({"since": "2026-11-20", "until": "2026-11-10"}, "is after To"),
+    ]:
+        n = count
+        r = page.get("/posts/export", params=params)
+        assert r.status_code == 400 and said in r.text, params
+        count, exported = _last_audit(tw)
+        assert count == n + 1 and (exported["action"], exported["target"]) == ("posts.export", "posts"), params
+        assert "error" in exported["detail"] and "rows" not in exported["detail"], exported
+    assert exported["detail"]["since"] == "2026-11-20" and exported["detail"]["until"] == "2026-11-10"
+
+
+def test_until_before_since_is_refused_naming_it_not_an_empty_page(tw: Any) -> None:
+    c = _bearer(tw, "analyst")
+    backwards = {"since": "2026-11-20", "until": "2026-11-10"}
+    for path in ("/api/v1/posts", "/api/v1/posts/export"):
+        r = c.get(path, params=backwards)
+        assert _invalid(r, "until").startswith("until: before since"), path
+        assert [d["loc"] for d in r.json()["detail"]] == [["query", "until"]]
+    one_day = c.get("/api/v1/posts", params={"since": "2026-11-20", "until": "2026-11-20"})
+    assert one_day.status_code == 200  # the same day is a one-day range
+    assert c.get("/api/v1/posts", params={"since": "2026-11-10", "until": "2026-11-20"}).status_code == 200
+    r = c.post("/api/v1/searches", json={"name": "never", "filters": backwards})
+    assert "until: before since" in _invalid(r, "filters")  # a saved search that could never match
+    # the dashboard's explorer stays lenient: the form is shown again with a notice naming the problem
+    page = tw.login("analyst").get("/posts", params=backwards)
+    assert page.status_code == 200 and "is after To" in page.text
+
+
+def test_an_api_403_speaks_of_the_request_not_a_page(tw: Any) -> None:
+    c = _bearer(tw, "viewer")
+    for path in ("/api/v1/posts", "/api/v1/posts/export", "/api/v1/audit", "/api/v1/cases"):
+        r = c.get(path)
+        assert r.status_code == 403, path
+        error = r.json()["error"]
+        assert "page" not in error and "request" in error and "viewer" in error, error
+    assert "posts.read" in c.get("/api/v1/posts").json()["error"]  # the permission it lacks, as /me lists them
+    html = tw.login("viewer").get("/posts")
+    assert html.status_code == 403 and "You do not have access to this page." in html.text
+    # a bare 403 under /api/ (no message of its own) gets the API's wording too
+    from starlette.requests import Request
+
+    from openear.web.app import render_error
+
+    bare = render_error(Request({"type": "http", "method": "GET", "path": "/api/v1/x", "headers": []}), 403)
+    assert json.loads(bytes(bare.body)) == {"error": "Your role may not make this request."}

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -229,6 +230,8 @@ class SavedSearchIn(_In):
             known = {"sentiment": SENTIMENTS, "kind": KINDS}.get(key)
             if known and value not in known:
                 raise ValueError(f"{key}: {value[:40]!r} is not one of {', '.join(known)}")
+        if filters.get("since") and filters.get("until") and filters["until"] < filters["since"]:  # ISO days
+            raise ValueError(f"until: {UNTIL_BEFORE_SINCE}")
         return filters
 
 
@@ -297,7 +300,8 @@ Facet = Annotated[str, Query(max_length=100)]
 SentimentFacet = Literal["", "positive", "neutral", "negative"]
 KindFacet = Literal["", "social", "news"]
 assert set(SentimentFacet.__args__) == {"", *SENTIMENTS} and set(KindFacet.__args__) == {"", *KINDS}  # type: ignore[attr-defined]
-Day = Annotated[date | None, Query(description="An ISO date; until is inclusive")]
+Day = Annotated[date | None, Query(description="An ISO date; until is inclusive, and not before since")]
+UNTIL_BEFORE_SINCE = "before since (until is an inclusive last day, since the first day: no post can match)"
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
@@ -339,6 +343,8 @@ def _post_query(
     since: Day = None,
     until: Day = None,
 ) -> PostQuery:
+    if since is not None and until is not None and until < since:  # no post can match: never an empty page
+        raise RequestValidationError([{"loc": ("query", "until"), "msg": UNTIL_BEFORE_SINCE, "type": "value_error"}])
     return PostQuery(
         q=q, category=category, sentiment=sentiment, lang=lang, source=source, kind=kind, since=since, until=until
     )
@@ -463,6 +469,13 @@ def export_posts(
     return export_response(request, user, pq, format, limit)
 
 
+def audit_export(request: Request, user: User, detail: dict[str, Any]) -> None:
+    """The one ``posts.export`` record of an export attempt, done or refused (then ``detail`` has ``error``), as a
+    refused search is recorded on ``/posts``. The target says where it came from, as for lists."""
+    target = "api:posts" if request.url.path.startswith(router.prefix) else "posts"
+    audit.log(_store(request), user.username, "posts.export", target, detail)
+
+
 def export_response(request: Request, user: User, pq: PostQuery, fmt: str, limit: int) -> Response:
     """Shared by the API and the explorer's download links: one ``posts.export`` audit record per export."""
     store = _store(request)
@@ -473,11 +486,11 @@ def export_response(request: Request, user: User, pq: PostQuery, fmt: str, limit
             everything = queries.Period(datetime(1970, 1, 1), datetime(9999, 1, 1))
             guard = queries.totals(conn, everything)
     except SearchError as exc:
+        audit_export(request, user, {**pq.audit_detail(), "format": fmt, "error": str(exc)})
         return _bad(f"q: {exc}")
     notice = exports.guard_notice(guard, settings.organisation)
     body = exports.render(rows, [c.name for c in COLUMNS], fmt, notice)
-    target = "api:posts" if request.url.path.startswith(router.prefix) else "posts"  # as lists: where it came from
-    audit.log(store, user.username, "posts.export", target, {**pq.audit_detail(), "format": fmt, "rows": len(rows)})
+    audit_export(request, user, {**pq.audit_detail(), "format": fmt, "rows": len(rows)})
     return exports.response(body, fmt, "openear-posts", notice)
 
 

@@ -55,6 +55,8 @@ ERROR_TEXT = {
     422: "Some of the values sent were not valid.",
     500: "Something went wrong on our side. The error has been logged.",
 }
+# Under /api/ the caller is a request, not a page (the HTML pages keep ERROR_TEXT's wording).
+API_ERROR_TEXT = {**ERROR_TEXT, 403: "Your role may not make this request."}
 
 
 def is_public(path: str) -> bool:
@@ -133,9 +135,10 @@ def _secure(response: Response, request: Request) -> Response:
 
 def render_error(request: Request, status: int, message: str | None = None) -> Response:
     """A plain error page (or JSON under /api/) that says what happened, never how."""
-    text = message or ERROR_TEXT.get(status, "The request could not be completed.")
     if request.url.path.startswith("/api/"):
+        text = message or API_ERROR_TEXT.get(status, "The request could not be completed.")
         return JSONResponse({"error": text}, status_code=status)
+    text = message or ERROR_TEXT.get(status, "The request could not be completed.")
     templates: Jinja2Templates = request.app.state.templates
     return templates.TemplateResponse(
         request,

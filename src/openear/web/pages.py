@@ -588,14 +588,16 @@ def posts(request: Request, explored: Explored, page: str = "1") -> Response:
 @router.get("/posts/export", include_in_schema=False, dependencies=[Depends(requires("posts.export"))])
 def posts_export(request: Request, explored: Explored, format: str = "csv") -> Response:
     """The explorer's download: the same search as a file (see :func:`openear.web.api.export_response`)."""
-    from openear.web.api import PostQuery, export_response
+    from openear.web.api import PostQuery, audit_export, export_response
     from openear.web.exports import FORMATS, MAX_ROWS
 
     user = _user(request)
-    if format not in FORMATS:
-        raise HTTPException(400, "Unknown export format.")
     filters, _flt, errors = explored
-    if errors:
+    if format not in FORMATS:
+        errors = ["Unknown export format.", *errors]
+    if errors:  # refused, and audited like a refused search (the API's refusals are, in export_response)
+        kept = {k: v for k, v in filters.items() if v}
+        audit_export(request, user, {**kept, "format": format[:20], "error": "; ".join(errors)})
         raise HTTPException(400, "; ".join(errors))
     pq = PostQuery(**{**filters, "since": filters["since"] or None, "until": filters["until"] or None})
     response = export_response(request, user, pq, format, MAX_ROWS)

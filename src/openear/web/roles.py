@@ -70,7 +70,9 @@ def require(request: Request, permission: str) -> User:
     if user is None:
         raise HTTPException(401)
     if user.role not in roles_for(permission):
-        raise HTTPException(403)
+        if request.url.path.startswith("/api/"):  # an integrator's request: say what it lacks (GET /me lists them)
+            raise HTTPException(403, f"The {user.role} role may not make this request: it needs {permission}.")
+        raise HTTPException(403)  # a page: the error page's own wording (app.ERROR_TEXT)
     return user
 
 
