@@ -103,7 +103,7 @@ def test_train_from_a_file_with_embeddings_and_yes(tmp_path: Path, workspace: An
     f = write_labelled(tmp_path / "labels.jsonl", {"pay_tips": 10, "app_issue": 11, "safety": 10})
     result = invoke(workspace.home, "train", "--from", str(f), "--yes", "--json")
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output.splitlines()[0])
+    figures = json.loads(result.stdout)  # the JSON alone on stdout; messages go to stderr
     assert figures["examples"] == 31 and figures["features"] == "embeddings" and figures["folds"] == 5
     assert set(figures["per_class"]) == {"app_issue", "pay_tips", "safety"}
     assert {"precision", "recall", "f1"} <= set(figures["per_class"]["safety"])

@@ -368,11 +368,14 @@ def get_alert(conn: Connection, alert_id: int) -> dict[str, Any] | None:
     return _decode(dict(row)) if row else None
 
 
+STATUSES = ("open", "acknowledged", "closed")
+
+
 def acknowledge(conn: Connection, alert_id: int, *, actor: str, status: str = "acknowledged") -> bool:
     """Set an alert's status (acknowledged or closed); records an audit event. False when there is no such alert."""
     from openear import audit
 
-    if status not in ("open", "acknowledged", "closed"):
+    if status not in STATUSES:
         raise ValueError(f"status: {status!r}")
     done = conn.execute(update(alerts).where(alerts.c.id == alert_id).values(status=status)).rowcount
     if done:

@@ -161,6 +161,8 @@ def restore(url: str, src: Path, *, force: bool = False) -> int:
     ``openear init`` (schema and admin only) is replaced without it.
     """
     src = Path(src)
+    if src.is_dir():
+        raise ConfigError(f"{src}: is a directory, not a backup file")
     if not src.is_file():
         raise ConfigError(f"{src}: no such backup file")
     kind = _kind_of(src)

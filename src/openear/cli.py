@@ -151,6 +151,16 @@ def _retention_days(settings: Settings, store: Store) -> int:
     return retention_of(settings, store).days
 
 
+def _iso(value: object) -> object:
+    """A time for ``--json``: ISO 8601 in UTC with its offset (SQLite hands back naive UTC times, PostgreSQL aware
+    ones: both print the same); a date as ``YYYY-MM-DD``; ``None`` as is."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime):
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def _count_lines(path: Path) -> int | None:
     try:
         with path.open("rb") as fh:
@@ -270,9 +280,21 @@ def _file_spec(settings: settings_mod.Settings, source: str, visibility: str | N
     A source that openear.toml does not declare keeps the visibility its first import gave it: a later import
     may omit ``--visibility`` but not change it (that would silently relabel its stored posts)."""
     from openear.connectors import files
+    from openear.errors import InvalidField
+    from openear.normalise import country_field, lang_field
     from openear.settings import SourceSpec
 
     declared = settings.source(source)
+    bad_name = (not source.strip() or source != source.strip() or len(source) > 200
+                or any(c in source for c in "\n\r\t/"))
+    if declared is None and bad_name:  # a name openear.toml declares is the operator's to choose
+        _fail(f"--source: a name of 1 to 200 characters, without slashes, line breaks or surrounding spaces, "
+              f"not {source!r}")
+    try:
+        country = country_field(country, "--country") if country is not None else None
+        lang = lang_field(lang, "--lang") if lang is not None else None
+    except InvalidField as exc:
+        _fail(f"{exc.field}: {exc.problem} (e.g. {'US, GB, ES' if exc.field == '--country' else 'en, es'})")
     if fmt is not None and fmt not in files.FORMATS:
         _fail(f"--format: must be one of {', '.join(files.FORMATS)}, not {fmt!r}")
     if visibility is not None and visibility not in ("public", "consented"):
@@ -312,7 +334,8 @@ AddressOption = Annotated[
 ]
 WorkersOption = Annotated[
     int | None,
-    typer.Option("--workers", help="Ray workers, one CPU each (default: the cluster's CPUs).", show_default=False),
+    typer.Option("--workers", help="Ray workers, one CPU each (default: the cluster's CPUs).", show_default=False,
+                 min=1),
 ]
 
 
@@ -351,6 +374,8 @@ def backfill(
     with _workspace(ctx, home) as ws:
         settings = ws.settings
         spec = _file_spec(settings, source, visibility, fmt, kind, country, lang, ws)
+        if file.is_dir():
+            _fail(f"{file}: is a directory, not a file")
         if not file.is_file():
             _fail(f"{file}: no such file")
         store = ws.store
@@ -386,8 +411,9 @@ def backfill(
         raise typer.Exit(1)
 
 
-def _instant(spec: str) -> datetime:
-    """A date (time) as given (UTC unless it says otherwise), or an amount back from now (``30d``)."""
+def _instant(spec: str, field: str = "since") -> datetime:
+    """A date (time) as given (UTC unless it says otherwise), or an amount back from now (``30d``); a
+    ``ValueError`` names ``field``."""
     from datetime import UTC, datetime
 
     from openear.store.queries import Period
@@ -395,7 +421,7 @@ def _instant(spec: str) -> datetime:
     try:
         value = datetime.fromisoformat(spec.strip().replace("Z", "+00:00"))
     except ValueError:
-        return Period.parse_since(spec).since
+        return Period.parse_since(spec, field=field).since
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -420,15 +446,22 @@ def report(
     if fmt not in ("html", "markdown", "csv", "pdf"):
         _fail(f"--format: must be html, markdown, csv or pdf, not {fmt!r}")
     if scheduled is not None:
+        given = [f"--{opt}" for name, opt in (("since", "since"), ("until", "until"), ("fmt", "format"),
+                                               ("output", "output")) if _given(ctx, name)]
+        if given:
+            _fail(f"--scheduled: cannot be combined with {', '.join(given)} (each team's due report is archived "
+                  "under the workspace's reports/archive, for its own period and formats)")
         _scheduled_reports(ctx, home, scheduled)
         return
+    if output is not None and output.is_dir():
+        _fail(f"--output: {output} is a directory; name a file in it")
     with _workspace(ctx, home) as ws:
         try:
-            period = Period.parse_since(since)
+            period = Period.parse_since(since, field="--since")
             if until:  # a date in the future is fine: the period simply ends there
-                period = Period(period.since, _instant(until))
+                period = Period(period.since, _instant(until, "--until"))
         except ValueError as exc:
-            _fail(f"--since/--until: {exc}")
+            _fail(str(exc) if str(exc).startswith("--") else f"--since/--until: {exc}")
         with ws.store.connect() as conn:
             rep = reports.build_report(conn, period, settings_like=ws.settings)
         with ws.store.begin() as conn:
@@ -438,8 +471,17 @@ def report(
         elif output is None:
             sys.stdout.write(reports.render(rep, fmt))
         else:
-            reports.write_report(rep, fmt, output)
+            try:
+                reports.write_report(rep, fmt, output)
+            except OSError as exc:
+                _fail(f"--output: {output}: cannot write: {exc.strerror or exc}")
             console.print(f"Report written to [bold]{output}[/]")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option (its parameter name) was given on the command line, not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 def _scheduled_reports(ctx: typer.Context, home: Path | None, kind: str) -> None:
@@ -459,7 +501,7 @@ def _scheduled_reports(ctx: typer.Context, home: Path | None, kind: str) -> None
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes to serve from.")] = 1,
     home: HomeOption = None,
 ) -> None:
@@ -483,7 +525,7 @@ def demo(
         Path | None, typer.Option("--home", help="Demo workspace, recreated (default: openear-demo).")
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
     """A fresh workspace, the bundled synthetic sample through the pipeline, a report, then the dashboard."""
     from openear.demo import run_demo, sample_path
@@ -564,7 +606,7 @@ def search(
     if as_json:
         keys = ("source", "external_id", "kind", "created_at", "lang", "country", "category", "sentiment", "title",
                 "text", "url")
-        print(json.dumps([{k: (r[k].isoformat() if k == "created_at" else r[k]) for k in keys} for r in rows],
+        print(json.dumps([{k: (_iso(r[k]) if k == "created_at" else r[k]) for k in keys} for r in rows],
                          ensure_ascii=False))
         return
     if total is None:
@@ -883,7 +925,7 @@ def tokens_list(
     with _workspace(ctx, home) as ws, ws.store.connect() as conn:
         rows = tokens.list_tokens(conn, user)
     if as_json:
-        print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]))
+        print(json.dumps([{k: (_iso(v) if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]))
         return
     table = Table(title="API tokens", title_justify="left")
     for col in ("id", "user", "name", "prefix", "role", "created (UTC)", "last used", "revoked"):
@@ -934,7 +976,7 @@ def audit_list(
         audit.log(ws.store, "cli", "audit.view", "audit", {"actor": actor, "action": action, "limit": limit})
     if as_json:
         keys = ("id", "at", "actor", "action", "target", "detail")
-        print(json.dumps([{k: (r[k].isoformat() if k == "at" else r[k]) for k in keys} for r in rows],
+        print(json.dumps([{k: (_iso(r[k]) if k == "at" else r[k]) for k in keys} for r in rows],
                          ensure_ascii=False))
         return
     shown = f" (newest {len(rows)} shown)" if total > len(rows) else ""
@@ -1059,6 +1101,7 @@ def eval_(
     from openear.enrich.sentiment import load_sentiment
     from openear.evaluate import evaluate, format_table
 
+    _mode(mode)
     with _errors():
         result = evaluate(file, mode=mode)
         model = load_sentiment(mode).enricher
@@ -1095,6 +1138,9 @@ def train_(
     """Fit a category model from >= 10 labelled examples per class; show cross-validated figures; activate on yes."""
     from openear import train as tr
 
+    if activate_ is not None and deactivate:
+        _fail("--activate and --deactivate: choose one")
+    say = err if as_json else console  # with --json, stdout holds the JSON alone
     with _workspace(ctx, home) as ws:
         settings, store = ws.settings, ws.store
         if list_:
@@ -1125,14 +1171,14 @@ def train_(
         except tr.TooFewExamples as exc:
             _fail(f"train: {exc}")
         if as_json:
-            print(json.dumps(tr.describe(result)))
+            print(json.dumps(tr.describe(result)), flush=True)  # before the messages on stderr
         else:
             console.print(tr.metrics_table(result))
             console.print(tr.confusion_table(result))
             console.print(f"{result.examples} examples, {len(result.classes)} classes, features "
                           f"{result.model.features}, {result.seconds:.1f} s.", highlight=False)
         if dry_run:
-            console.print("Dry run: nothing saved.")
+            say.print("Dry run: nothing saved.")
             return
         version = tr.save(store, settings.home, result, "cli")
         try:
@@ -1141,10 +1187,10 @@ def train_(
             confirmed = False
         if confirmed:
             tr.activate(store, version, "cli")
-            console.print(f"Model v{version} saved and active (labels by trained@v{version}); run "
-                          "'openear reenrich --since ...' to relabel stored posts.")
+            say.print(f"Model v{version} saved and active (labels by trained@v{version}); run "
+                      "'openear reenrich --since ...' to relabel stored posts.")
         else:
-            console.print(f"Model v{version} saved, not active ('openear train --activate {version}' later).")
+            say.print(f"Model v{version} saved, not active ('openear train --activate {version}' later).")
 
 
 def _print_models(rows: list[dict], as_json: bool) -> None:
@@ -1186,12 +1232,12 @@ def reenrich(
     if mode is not None:
         _mode(mode)
     try:
-        start = _instant(since)
-        end = _instant(until) if until else None
+        start = _instant(since, "--since")
+        end = _instant(until, "--until") if until else None
         if end is not None and end <= start:
-            raise ValueError("--until must be after --since")
+            raise ValueError("--since/--until: --until must be after --since")
     except ValueError as exc:
-        _fail(f"--since/--until: {exc}")
+        _fail(str(exc))
     with _workspace(ctx, home) as ws:
         settings, store = ws.settings, ws.store
         try:
@@ -1240,7 +1286,7 @@ def topics_(
         try:
             found = emerging_topics(store, day, window_days=window)
         except ValueError as exc:
-            _fail(str(exc))
+            _fail(f"--{exc}" if str(exc).startswith("day:") else str(exc))
         shown = topics_for_day(store, parse_day(day))
         audit.log(store, "cli", "topics.view", target=parse_day(day).isoformat(), detail=f"{len(found)} topics")
     if as_json:
@@ -1270,10 +1316,10 @@ ActorOption = Annotated[str, typer.Option("--as", help="Who is acting (recorded 
 
 
 @contextmanager
-def _triage_store(ctx: typer.Context) -> Iterator[tuple[object, object, object]]:
+def _triage_store(ctx: typer.Context, home: Path | None = None) -> Iterator[tuple[object, object, object]]:
     from openear import triage
 
-    with _workspace(ctx, None) as ws:
+    with _workspace(ctx, home) as ws:
         cfg = triage.load_triage(ws.settings)
         yield ws.settings, cfg, ws.store
 
@@ -1282,7 +1328,7 @@ def _jsonable(value: object) -> object:
     from datetime import datetime
 
     if isinstance(value, datetime):
-        return value.isoformat()
+        return _iso(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -1298,11 +1344,14 @@ def cases_list(
     ] = None,
     team: Annotated[str | None, typer.Option("--team", help="Only this team's cases.")] = None,
     as_json: JsonOption = False,
+    home: HomeOption = None,
 ) -> None:
     """List cases, newest first."""
     from openear import triage
 
-    with _triage_store(ctx) as (_s, _c, store), store.connect() as conn:  # type: ignore[attr-defined]
+    if status is not None and status not in (*triage.STATUSES, "open"):
+        _fail(f"--status: must be one of {', '.join(triage.STATUSES)} or open, not {status!r}")
+    with _triage_store(ctx, home) as (_s, _c, store), store.connect() as conn:  # type: ignore[attr-defined]
         wanted = triage.OPEN_STATUSES if status == "open" else status
         rows = triage.list_cases(conn, status=wanted, team=team)
     if as_json:
@@ -1317,11 +1366,11 @@ def cases_list(
 
 
 @cases_app.command("show")
-def cases_show(ctx: typer.Context, case_id: int, as_json: JsonOption = False) -> None:
+def cases_show(ctx: typer.Context, case_id: int, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """One case with its history, clusters and linked posts."""
     from openear import audit, triage
 
-    with _triage_store(ctx) as (_s, _c, store):
+    with _triage_store(ctx, home) as (_s, _c, store):
         with store.connect() as conn:  # type: ignore[attr-defined]
             case = triage.get_case(conn, case_id)
         if case is None:
@@ -1348,11 +1397,15 @@ def cases_open(
     priority: Annotated[str, typer.Option("--priority", help="low, normal, high or urgent.")] = "normal",
     team: Annotated[str | None, typer.Option("--team", help="Default: by the routing rules.")] = None,
     actor: ActorOption = "cli",
+    home: HomeOption = None,
 ) -> None:
     """Open a case on a post or a near-duplicate cluster."""
     from openear import triage
 
-    with _triage_store(ctx) as (_s, cfg, store), store.begin() as conn:  # type: ignore[attr-defined]
+    with _triage_store(ctx, home) as (_s, cfg, store), store.begin() as conn:  # type: ignore[attr-defined]
+        teams = [t.name for t in cfg.teams]  # type: ignore[attr-defined]
+        if team is not None and team not in teams:
+            _fail(f"--team: {team!r} is not a team ({', '.join(teams)})")
         case_id = triage.open_case_for(
             conn, cfg, actor=actor, post_id=post, cluster_id=cluster, title=title,  # type: ignore[arg-type]
             priority=priority, team=team,
@@ -1364,41 +1417,46 @@ def cases_open(
 def cases_status(
     ctx: typer.Context, case_id: int, status: str,
     note: Annotated[str | None, typer.Option("--note", help="Why.")] = None, actor: ActorOption = "cli",
+    home: HomeOption = None,
 ) -> None:
     """Move a case: investigating, escalated, resolved, dismissed (or back to new / investigating)."""
     from openear import triage
 
-    with _triage_store(ctx) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
+    with _triage_store(ctx, home) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
         triage.transition(conn, case_id, status, actor=actor, note=note)
     console.print(f"Case #{case_id} is {status}")
 
 
 @cases_app.command("assign")
-def cases_assign(ctx: typer.Context, case_id: int, assignee: str, actor: ActorOption = "cli") -> None:
+def cases_assign(
+    ctx: typer.Context, case_id: int, assignee: str, actor: ActorOption = "cli", home: HomeOption = None
+) -> None:
     """Assign a case to a person of the owner team ('-' to clear)."""
     from openear import triage
 
-    with _triage_store(ctx) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
+    with _triage_store(ctx, home) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
         triage.assign(conn, case_id, None if assignee == "-" else assignee, actor=actor)
     console.print(f"Case #{case_id} assigned to {assignee}")
 
 
 @cases_app.command("note")
-def cases_note(ctx: typer.Context, case_id: int, text: str, actor: ActorOption = "cli") -> None:
+def cases_note(
+    ctx: typer.Context, case_id: int, text: str, actor: ActorOption = "cli", home: HomeOption = None
+) -> None:
     """Add a note to a case's history."""
     from openear import triage
 
-    with _triage_store(ctx) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
+    with _triage_store(ctx, home) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
         triage.add_note(conn, case_id, text, actor=actor)
     console.print(f"Note added to case #{case_id}")
 
 
 @cases_app.command("sync")
-def cases_sync(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def cases_sync(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """One triage pass: attach new cluster posts, apply case rules, detect spikes, escalate and notify."""
     from openear import triage
 
-    with _triage_store(ctx) as (_s, cfg, store):
+    with _triage_store(ctx, home) as (_s, cfg, store):
         result = triage.run(store, cfg)  # type: ignore[arg-type]
     summary = {
         "opened": result.opened, "attached": result.attached, "alerts": [a["id"] for a in result.alerts],
@@ -1419,11 +1477,14 @@ def alerts_list(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option("--status", help="open, acknowledged or closed.")] = None,
     as_json: JsonOption = False,
+    home: HomeOption = None,
 ) -> None:
     """List spike alerts, newest first."""
     from openear import alerts
 
-    with _triage_store(ctx) as (_s, _c, store), store.connect() as conn:  # type: ignore[attr-defined]
+    if status is not None and status not in alerts.STATUSES:
+        _fail(f"--status: must be one of {', '.join(alerts.STATUSES)}, not {status!r}")
+    with _triage_store(ctx, home) as (_s, _c, store), store.connect() as conn:  # type: ignore[attr-defined]
         rows = alerts.list_alerts(conn, status=status)
     if as_json:
         print(json.dumps(_jsonable(rows), ensure_ascii=False))
@@ -1439,11 +1500,11 @@ def alerts_list(
 
 
 @alerts_app.command("detect")
-def alerts_detect(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def alerts_detect(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Look for spikes now (without opening cases or notifying: 'openear cases sync' does both)."""
     from openear import alerts
 
-    with _triage_store(ctx) as (_s, cfg, store), store.begin() as conn:  # type: ignore[attr-defined]
+    with _triage_store(ctx, home) as (_s, cfg, store), store.begin() as conn:  # type: ignore[attr-defined]
         found = alerts.detect(conn, cfg.alerts)  # type: ignore[attr-defined]
     if as_json:
         print(json.dumps(_jsonable(found), ensure_ascii=False))
@@ -1458,11 +1519,12 @@ def alerts_ack(
     ctx: typer.Context, alert_id: int,
     close: Annotated[bool, typer.Option("--close", help="Close instead of acknowledging.")] = False,
     actor: ActorOption = "cli",
+    home: HomeOption = None,
 ) -> None:
     """Acknowledge (or close) an alert."""
     from openear import alerts
 
-    with _triage_store(ctx) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
+    with _triage_store(ctx, home) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]
         ok = alerts.acknowledge(conn, alert_id, actor=actor, status="closed" if close else "acknowledged")
     if not ok:
         _fail(f"alert {alert_id}: no such alert")
@@ -1476,11 +1538,11 @@ app.add_typer(schedule_app, name="schedule")
 
 
 @schedule_app.command("list")
-def schedule_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def schedule_list(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Every job: when it last ran and when it is next due."""
     from openear.scheduler import Scheduler
 
-    with _triage_store(ctx) as (settings, _c, store):
+    with _triage_store(ctx, home) as (settings, _c, store):
         rows = Scheduler(settings, store).status()
     if as_json:
         print(json.dumps(_jsonable(rows), ensure_ascii=False))
@@ -1499,6 +1561,7 @@ def schedule_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def schedule_run(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="Run every job that is due now, then exit.")] = False,
+    home: HomeOption = None,
 ) -> None:
     """Run the scheduled jobs when due, without the collectors (with --once: what is due now, then exit)."""
     import signal
@@ -1506,7 +1569,7 @@ def schedule_run(
 
     from openear.scheduler import Scheduler
 
-    with _triage_store(ctx) as (settings, _c, store):
+    with _triage_store(ctx, home) as (settings, _c, store):
         sched = Scheduler(settings, store)
         if not once:
             stop = threading.Event()
@@ -1523,6 +1586,22 @@ def schedule_run(
     if any(not r.ok for r in done):
         raise typer.Exit(1)
 
+
+def _summaries(group: typer.Typer) -> None:
+    """Each command's line in a ``--help`` listing: the first paragraph of its docstring as one line (rich help
+    keeps a docstring's line breaks there, which cut a summary mid-sentence)."""
+    import inspect
+
+    for info in group.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _summaries(sub.typer_instance)
+
+
+_summaries(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -110,6 +110,8 @@ def read_items(path: Path, known_categories: set[str] | None = None) -> list[Ite
             raise _bad(path, no, "sentiment", f"must be one of {', '.join(SENTIMENTS)}, not {sentiment!r}")
         items.append(Item(no, text, title, kind, lang.strip().lower()[:2] if lang else None, cats, primary,
                           sentiment))
+    if not items:
+        raise InputFormatError(f"{path}: empty file: no line to score (one JSON object per line)")
     return items
 
 

@@ -112,19 +112,24 @@ class Period:
             raise ValueError(f"period: since ({self.since:%Y-%m-%d %H:%M}) must be before until")
 
     @classmethod
-    def parse_since(cls, spec: str, now: datetime | None = None) -> Period:
-        """``"30d"``, ``"12h"``, ``"2w"`` back from ``now``, or from an ISO date/time (``"2026-01-01"``)."""
+    def parse_since(cls, spec: str, now: datetime | None = None, *, field: str = "since") -> Period:
+        """``"30d"``, ``"12h"``, ``"2w"`` back from ``now``, or from an ISO date/time (``"2026-01-01"``).
+
+        A ``ValueError`` names ``field`` (the option or parameter the text came from)."""
         end = _utc(now) if now is not None else datetime.now(UTC)
         m = _RELATIVE.match(spec)
         if m:
             amount = int(m.group(1))
             if amount <= 0:
-                raise ValueError(f"since: {spec!r}: must be a positive amount")
-            return cls(end - timedelta(**{_UNITS[m.group(2).lower()]: amount}), end)
+                raise ValueError(f"{field}: {spec!r}: must be a positive amount")
+            try:
+                return cls(end - timedelta(**{_UNITS[m.group(2).lower()]: amount}), end)
+            except OverflowError:
+                raise ValueError(f"{field}: {spec!r}: too far back (before the year 1)") from None
         try:
             start = datetime.fromisoformat(spec.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(f"since: {spec!r}: expected e.g. 30d, 12h, 2w or 2026-01-01") from None
+            raise ValueError(f"{field}: {spec!r}: expected e.g. 30d, 12h, 2w or 2026-01-01") from None
         return cls(start, end)
 
     @property
