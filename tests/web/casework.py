@@ -105,3 +105,20 @@ def seed(web: Any) -> Triage:
             pdf_report=_report(conn, web.settings.home, OTHER_TEAM, "pdf", b"%PDF-1.4\n%%EOF\n"),
         )
     return made
+
+
+def seeded(web: Any) -> Any:
+    """``web`` with :func:`seed`'s objects as ``web.t`` (for a module's fixture)."""
+    web.t = seed(web)
+    return web
+
+
+def bearer(web: Any, username: str) -> Any:
+    """A client that sends a fresh API token of ``username`` (and no session cookie)."""
+    from openear.web import tokens
+
+    with web.store.begin() as conn:
+        token = tokens.create_token(conn, username, "test")[1]
+    c = web.client()
+    c.headers["Authorization"] = f"Bearer {token}"
+    return c

@@ -8,26 +8,16 @@ import json
 from typing import Any
 
 import pytest
-from casework import seed
+from casework import bearer, seeded
 from sqlalchemy import func, select
 
 from openear import audit, triage
 from openear.store.schema import case_events, saved_searches
-from openear.web import tokens
 
 
 @pytest.fixture
 def tw(web: Any) -> Any:
-    web.t = seed(web)
-    return web
-
-
-def _bearer(web: Any, username: str) -> Any:
-    with web.store.begin() as conn:
-        token = tokens.create_token(conn, username, "test")[1]
-    c = web.client()
-    c.headers["Authorization"] = f"Bearer {token}"
-    return c
+    return seeded(web)
 
 
 def _history(web: Any, case_id: int) -> int:
@@ -46,7 +36,7 @@ def _invalid(r: Any, field: str) -> str:
 
 
 def test_a_misspelt_or_null_field_in_a_case_change_is_refused_not_ignored(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     url = f"/api/v1/cases/{tw.t.own_case}"
     events = _history(tw, tw.t.own_case)
     assert "unknown field" in _invalid(c.patch(url, json={"stauts": "resolved"}), "stauts")
@@ -60,7 +50,7 @@ def test_a_misspelt_or_null_field_in_a_case_change_is_refused_not_ignored(tw: An
 
 
 def test_wrong_json_types_are_not_coerced(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     with tw.store.connect() as conn:
         cases_before = len(triage.list_cases(conn))
     _invalid(c.post("/api/v1/cases", json={"post_id": True}), "post_id")  # not post 1
@@ -71,7 +61,7 @@ def test_wrong_json_types_are_not_coerced(tw: Any) -> None:
 
 
 def test_a_body_that_is_not_a_json_object_is_named(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     url = f"/api/v1/cases/{tw.t.own_case}"
     headers = {"Content-Type": "application/json"}
     assert "not valid JSON" in _invalid(c.patch(url, content=b'{"status": "investigating",', headers=headers), "body")
@@ -80,7 +70,7 @@ def test_a_body_that_is_not_a_json_object_is_named(tw: Any) -> None:
 
 
 def test_query_parameter_errors_name_each_field(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     r = c.get("/api/v1/posts", params={"limit": 501, "offset": -1})
     msg = _invalid(r, "limit")
     assert "; offset: " in msg and [d["loc"] for d in r.json()["detail"]] == [["query", "limit"], ["query", "offset"]]
@@ -91,7 +81,7 @@ def test_query_parameter_errors_name_each_field(tw: Any) -> None:
 
 
 def test_a_facet_value_that_cannot_match_is_refused(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     _invalid(c.get("/api/v1/posts", params={"sentiment": "bad"}), "sentiment")  # not an empty page
     _invalid(c.get("/api/v1/posts", params={"kind": "tweet"}), "kind")
     _invalid(c.get("/api/v1/posts/export", params={"sentiment": "mixed"}), "sentiment")
@@ -100,7 +90,7 @@ def test_a_facet_value_that_cannot_match_is_refused(tw: Any) -> None:
 
 
 def test_a_saved_search_keeps_only_filters_the_posts_list_takes(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     r = c.post("/api/v1/searches", json={"name": "who", "filters": {"author": "p_0123"}})
     assert "unknown filter 'author'" in _invalid(r, "filters")  # was saved as an empty filter
     _invalid(c.post("/api/v1/searches", json={"name": "d", "filters": {"since": "last week"}}), "filters")
@@ -112,7 +102,7 @@ def test_a_saved_search_keeps_only_filters_the_posts_list_takes(tw: Any) -> None
 
 
 def test_nul_characters_are_a_422_on_every_store(tw: Any, db_url: str) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     url = f"/api/v1/cases/{tw.t.own_case}"
     _invalid(c.patch(url, json={"status": "investigating", "note": "a\x00b"}), "note")
     _invalid(c.post(f"{url}/notes", json={"text": "a\x00b"}), "text")
@@ -129,7 +119,7 @@ def _case_status(web: Any, case_id: int) -> str:
 
 
 def test_the_openapi_document_states_the_422_shape_the_api_sends(tw: Any) -> None:
-    doc = _bearer(tw, "viewer").get("/openapi.json").json()
+    doc = bearer(tw, "viewer").get("/openapi.json").json()
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             schema = op["responses"]["422"]["content"]["application/json"]["schema"]
@@ -141,7 +131,7 @@ def test_the_openapi_document_states_the_422_shape_the_api_sends(tw: Any) -> Non
 
 
 def test_the_openapi_document_declares_the_bearer_token(tw: Any) -> None:
-    doc = _bearer(tw, "viewer").get("/openapi.json").json()
+    doc = bearer(tw, "viewer").get("/openapi.json").json()
     schemes = doc["components"]["securitySchemes"]
     assert [s["scheme"].lower() for s in schemes.values() if s["type"] == "http"] == ["bearer"]
     name = next(iter(schemes))
@@ -160,7 +150,7 @@ def _last_audit(web: Any) -> tuple[int, dict[str, Any]]:
 
 
 def test_a_refused_export_is_audited_like_a_refused_search(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     bad_q = {"q": "tips NEAR/5", "lang": "en"}
     r = c.get("/api/v1/posts", params=bad_q)
     assert r.status_code == 400 and r.json()["error"].startswith("q: ")
@@ -192,7 +182,7 @@ def test_a_refused_export_is_audited_like_a_refused_search(tw: Any) -> None:
 
 
 def test_until_before_since_is_refused_naming_it_not_an_empty_page(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     backwards = {"since": "2026-11-20", "until": "2026-11-10"}
     for path in ("/api/v1/posts", "/api/v1/posts/export"):
         r = c.get(path, params=backwards)
@@ -209,7 +199,7 @@ def test_until_before_since_is_refused_naming_it_not_an_empty_page(tw: Any) -> N
 
 
 def test_an_api_403_speaks_of_the_request_not_a_page(tw: Any) -> None:
-    c = _bearer(tw, "viewer")
+    c = bearer(tw, "viewer")
     for path in ("/api/v1/posts", "/api/v1/posts/export", "/api/v1/audit", "/api/v1/cases"):
         r = c.get(path)
         assert r.status_code == 403, path

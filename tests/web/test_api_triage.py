@@ -7,26 +7,16 @@ import json
 from typing import Any
 
 import pytest
-from casework import OTHER_TEAM, OWN_TEAM, seed
+from casework import OTHER_TEAM, OWN_TEAM, bearer, seeded
 from sqlalchemy import func, select
 
 from openear import audit, triage
 from openear.store.schema import audit_log, case_events, cases
-from openear.web import tokens
 
 
 @pytest.fixture
 def tw(web: Any) -> Any:
-    web.t = seed(web)
-    return web
-
-
-def _bearer(web: Any, username: str) -> Any:
-    with web.store.begin() as conn:
-        token = tokens.create_token(conn, username, "test")[1]
-    c = web.client()
-    c.headers["Authorization"] = f"Bearer {token}"
-    return c
+    return seeded(web)
 
 
 def _case(web: Any, case_id: int) -> dict[str, Any]:
@@ -46,9 +36,9 @@ def _audit_count(web: Any) -> int:
 
 def test_an_owners_teams_come_with_the_session_and_the_token(tw: Any) -> None:
     assert tw.login("owner").get("/api/v1/me").json()["teams"] == [OWN_TEAM]
-    assert _bearer(tw, "owner").get("/api/v1/me").json()["teams"] == [OWN_TEAM]
-    assert _bearer(tw, "analyst").get("/api/v1/me").json()["teams"] == []
-    users = {u["username"]: u["teams"] for u in _bearer(tw, "admin").get("/api/v1/users").json()}
+    assert bearer(tw, "owner").get("/api/v1/me").json()["teams"] == [OWN_TEAM]
+    assert bearer(tw, "analyst").get("/api/v1/me").json()["teams"] == []
+    users = {u["username"]: u["teams"] for u in bearer(tw, "admin").get("/api/v1/users").json()}
     assert users["owner"] == [OWN_TEAM] and users["analyst"] == []
 
 
@@ -56,7 +46,7 @@ def test_an_owners_teams_come_with_the_session_and_the_token(tw: Any) -> None:
 
 
 def test_cases_list_filters_and_pages(tw: Any, db_url: str) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     everything = c.get("/api/v1/cases").json()
     assert everything["total"] == 2 and [x["id"] for x in everything["items"]] == [tw.t.other_case, tw.t.own_case]
     own = next(x for x in everything["items"] if x["id"] == tw.t.own_case)
@@ -71,7 +61,7 @@ def test_cases_list_filters_and_pages(tw: Any, db_url: str) -> None:
 
 
 def test_a_case_has_history_notes_clusters_and_pseudonymous_posts(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     r = c.get(f"/api/v1/cases/{tw.t.own_case}").json()
     assert r["title"] == "Tips missing from statements" and r["posts"] == 3
     assert [cl["id"] for cl in r["clusters_linked"]] == [tw.t.cluster]
@@ -80,17 +70,17 @@ def test_a_case_has_history_notes_clusters_and_pseudonymous_posts(tw: Any) -> No
     assert [e["kind"] for e in r["history"]] == ["created", "linked"]
     assert r["notes"] == [] and set(r["next_statuses"]) == {"investigating", "escalated", "resolved", "dismissed"}
     assert c.get(f"/api/v1/cases/{tw.t.own_case}", params={"post_limit": 1}).json()["linked_posts"].__len__() == 1
-    owner = _bearer(tw, "owner").get(f"/api/v1/cases/{tw.t.own_case}").json()  # owners: the case, not the posts
+    owner = bearer(tw, "owner").get(f"/api/v1/cases/{tw.t.own_case}").json()  # owners: the case, not the posts
     assert owner["posts"] == 3 and owner["linked_posts"] == [] and owner["clusters_linked"]
     assert c.get("/api/v1/cases/99999").status_code == 404
-    assert _bearer(tw, "viewer").get(f"/api/v1/cases/{tw.t.own_case}").status_code == 403
+    assert bearer(tw, "viewer").get(f"/api/v1/cases/{tw.t.own_case}").status_code == 403
 
 
 def test_a_cases_clusters_carry_their_summary_and_only_readers_get_the_post_id(tw: Any) -> None:
     """As the case page: each linked cluster's excerpt, category, sentiment and language counts for every triage
     role; the representative post's id only for roles that may read posts (owners get null, never a 403 link)."""
-    analyst = _bearer(tw, "analyst").get(f"/api/v1/cases/{tw.t.own_case}").json()["clusters_linked"]
-    owner = _bearer(tw, "owner").get(f"/api/v1/cases/{tw.t.own_case}").json()["clusters_linked"]
+    analyst = bearer(tw, "analyst").get(f"/api/v1/cases/{tw.t.own_case}").json()["clusters_linked"]
+    owner = bearer(tw, "owner").get(f"/api/v1/cases/{tw.t.own_case}").json()["clusters_linked"]
     (a,), (o,) = analyst, owner
     assert a["id"] == o["id"] == tw.t.cluster
     assert a["excerpt"] and a["excerpt"] == o["excerpt"] and a["category"] == o["category"] is not None
@@ -103,7 +93,7 @@ def test_a_cases_clusters_carry_their_summary_and_only_readers_get_the_post_id(t
 
 
 def test_patch_walks_the_lifecycle_and_refuses_a_bad_transition_with_409(tw: Any, db_url: str) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     url = f"/api/v1/cases/{tw.t.own_case}"
     r = c.patch(url, json={"status": "investigating", "note": "looking", "assignee": "carla", "priority": "high"})
     assert r.status_code == 200, r.text
@@ -136,7 +126,7 @@ def test_patch_walks_the_lifecycle_and_refuses_a_bad_transition_with_409(tw: Any
 
 
 def test_notes_are_added_and_listed(tw: Any) -> None:
-    c = _bearer(tw, "owner")
+    c = bearer(tw, "owner")
     url = f"/api/v1/cases/{tw.t.own_case}/notes"
     r = c.post(url, json={"text": "Payments confirmed the bug <script>alert(1)</script>"})
     assert r.status_code == 201 and r.json()["actor"] == "owner"
@@ -147,7 +137,7 @@ def test_notes_are_added_and_listed(tw: Any) -> None:
 
 
 def test_flagging_a_post_or_a_cluster_opens_a_routed_case(tw: Any) -> None:
-    c = _bearer(tw, "analyst")
+    c = bearer(tw, "analyst")
     r = c.post("/api/v1/cases", json={"post_id": tw.ids["p2"], "priority": "urgent"})
     assert r.status_code == 201, r.text
     made = r.json()
@@ -164,11 +154,11 @@ def test_flagging_a_post_or_a_cluster_opens_a_routed_case(tw: Any) -> None:
     ):
         bad = c.post("/api/v1/cases", json=body)
         assert bad.status_code == 400 and words in bad.json()["error"], (body, bad.text)
-    assert _bearer(tw, "viewer").post("/api/v1/cases", json={"cluster_id": tw.t.cluster}).status_code == 403
+    assert bearer(tw, "viewer").post("/api/v1/cases", json={"cluster_id": tw.t.cluster}).status_code == 403
 
 
 def test_owners_flag_only_clusters_of_their_own_teams(tw: Any, db_url: str) -> None:
-    c = _bearer(tw, "owner")
+    c = bearer(tw, "owner")
     with tw.store.connect() as conn:
         before = conn.execute(select(func.count()).select_from(cases)).scalar_one()
         crash = conn.execute(select(cases.c.id)).first()
@@ -185,7 +175,7 @@ def test_owners_flag_only_clusters_of_their_own_teams(tw: Any, db_url: str) -> N
 
 def test_an_owner_never_reaches_another_teams_case(tw: Any, db_url: str) -> None:
     """Owner of Payments, case of Driver app: not listed, 404 like a missing case (page and API), unchanged."""
-    c = _bearer(tw, "owner")
+    c = bearer(tw, "owner")
     other, own = tw.t.other_case, tw.t.own_case
     listed = c.get("/api/v1/cases").json()
     assert listed["total"] == 1 and [x["id"] for x in listed["items"]] == [own]
@@ -212,7 +202,7 @@ def test_an_owner_never_reaches_another_teams_case(tw: Any, db_url: str) -> None
     cluster = c.get(f"/api/v1/clusters/{tw.t.cluster}").json()
     assert [x["id"] for x in cluster["cases"]] == [own]
     for role in ("analyst", "admin"):
-        assert _bearer(tw, role).get(f"/api/v1/cases/{other}").status_code == 200
+        assert bearer(tw, role).get(f"/api/v1/cases/{other}").status_code == 200
 
 
 def test_an_owner_without_a_team_sees_no_case(tw: Any) -> None:
@@ -220,7 +210,7 @@ def test_an_owner_without_a_team_sees_no_case(tw: Any) -> None:
 
     with tw.store.begin() as conn:
         create_user(conn, "lonely", tw.password, "owner")
-    c = _bearer(tw, "lonely")
+    c = bearer(tw, "lonely")
     assert c.get("/api/v1/cases").json()["total"] == 0
     assert c.get(f"/api/v1/cases/{tw.t.own_case}").status_code == 404
     assert c.get("/api/v1/alerts").json()["total"] == 0
@@ -235,7 +225,7 @@ def test_cross_site_changes_with_a_cookie_are_refused_and_tokens_need_no_origin(
     assert c.post("/api/v1/cases", json={"cluster_id": tw.t.cluster}, headers=evil).status_code == 403
     assert _case(tw, tw.t.own_case)["priority"] == "normal"
     assert c.patch(url, json={"priority": "low"}, headers={"Origin": "http://testserver"}).status_code == 200
-    assert _bearer(tw, "analyst").patch(url, json={"priority": "high"}).status_code == 200  # no Origin: not a browser
+    assert bearer(tw, "analyst").patch(url, json={"priority": "high"}).status_code == 200  # no Origin: not a browser
 
 
 # -- alerts -----------------------------------------------------------------------------------------------------
@@ -243,7 +233,7 @@ def test_cross_site_changes_with_a_cookie_are_refused_and_tokens_need_no_origin(
 
 def test_alerts_by_team(tw: Any) -> None:
     t = tw.t
-    everything = _bearer(tw, "analyst").get("/api/v1/alerts").json()
+    everything = bearer(tw, "analyst").get("/api/v1/alerts").json()
     assert everything["total"] == 3 and [a["id"] for a in everything["items"]] == [
         t.own_alert,
         t.other_alert,
@@ -254,18 +244,18 @@ def test_alerts_by_team(tw: Any) -> None:
     first = everything["items"][0]
     assert first["post_ids"] == [tw.ids["p4"], tw.ids["p5"]] and first["terms"] == ["tips", "<b>late</b>"]
     assert first["case_id"] == t.own_case and first["description"].startswith("Spike in Pay and tips: 19 posts")
-    owner = _bearer(tw, "owner").get("/api/v1/alerts").json()
+    owner = bearer(tw, "owner").get("/api/v1/alerts").json()
     assert owner["total"] == 1 and owner["items"][0]["id"] == t.own_alert
     assert owner["items"][0]["post_ids"] == []  # owners do not read posts
-    paged = _bearer(tw, "admin").get("/api/v1/alerts", params={"limit": 1, "offset": 2}).json()
+    paged = bearer(tw, "admin").get("/api/v1/alerts", params={"limit": 1, "offset": 2}).json()
     assert paged["total"] == 3 and [a["id"] for a in paged["items"]] == [t.lang_alert]
-    assert _bearer(tw, "admin").get("/api/v1/alerts", params={"status": "closed"}).json()["total"] == 0
-    assert _bearer(tw, "viewer").get("/api/v1/alerts").status_code == 403
+    assert bearer(tw, "admin").get("/api/v1/alerts", params={"status": "closed"}).json()["total"] == 0
+    assert bearer(tw, "viewer").get("/api/v1/alerts").status_code == 403
 
 
 def test_one_alert_and_its_acknowledgement_by_team(tw: Any, db_url: str) -> None:
     t = tw.t
-    owner = _bearer(tw, "owner")
+    owner = bearer(tw, "owner")
     one = owner.get(f"/api/v1/alerts/{t.own_alert}").json()
     assert one["team"] == OWN_TEAM and one["case_id"] == t.own_case and one["status"] == "open"
     for other in (t.other_alert, t.lang_alert, 999999):
@@ -274,12 +264,12 @@ def test_one_alert_and_its_acknowledgement_by_team(tw: Any, db_url: str) -> None
     r = owner.patch(f"/api/v1/alerts/{t.own_alert}", json={"status": "acknowledged"})
     assert r.status_code == 200 and r.json()["status"] == "acknowledged"
     assert owner.patch(f"/api/v1/alerts/{t.own_alert}", json={"status": "gone"}).status_code == 422
-    statuses = {a["id"]: a["status"] for a in _bearer(tw, "admin").get("/api/v1/alerts").json()["items"]}
+    statuses = {a["id"]: a["status"] for a in bearer(tw, "admin").get("/api/v1/alerts").json()["items"]}
     assert statuses == {t.own_alert: "acknowledged", t.other_alert: "open", t.lang_alert: "open"}
     with tw.store.connect() as conn:
         acks = [e for e in audit.entries(conn) if e["action"] == "alert.acknowledged"]
     assert [(e["actor"], e["target"]) for e in acks] == [("owner", f"alert:{t.own_alert}")]
-    other_case = _bearer(tw, "admin").get(f"/api/v1/alerts/{t.other_alert}").json()
+    other_case = bearer(tw, "admin").get(f"/api/v1/alerts/{t.other_alert}").json()
     assert other_case["case_id"] == t.other_case and other_case["team"] == OTHER_TEAM
 
 
@@ -287,7 +277,7 @@ def test_one_alert_and_its_acknowledgement_by_team(tw: Any, db_url: str) -> None
 
 
 def test_reports_archive_lists_and_downloads_with_the_right_type(tw: Any) -> None:
-    c = _bearer(tw, "viewer")
+    c = bearer(tw, "viewer")
     listing = c.get("/api/v1/reports").json()
     assert listing["total"] == 2
     by_id = {r["id"]: r for r in listing["items"]}
@@ -305,15 +295,15 @@ def test_reports_archive_lists_and_downloads_with_the_right_type(tw: Any) -> Non
 
 
 def test_clusters_are_paged_and_one_cluster_names_its_visible_cases(tw: Any) -> None:
-    page = _bearer(tw, "viewer").get("/api/v1/clusters", params={"limit": 1}).json()
+    page = bearer(tw, "viewer").get("/api/v1/clusters", params={"limit": 1}).json()
     assert page["total"] >= 1 and page["items"][0]["id"] == tw.t.cluster and page["items"][0]["post_id"] is None
-    assert _bearer(tw, "viewer").get("/api/v1/clusters", params={"offset": 50}).json()["items"] == []
-    one = _bearer(tw, "analyst").get(f"/api/v1/clusters/{tw.t.cluster}").json()
+    assert bearer(tw, "viewer").get("/api/v1/clusters", params={"offset": 50}).json()["items"] == []
+    one = bearer(tw, "analyst").get(f"/api/v1/clusters/{tw.t.cluster}").json()
     assert one["size"] == 2 and one["post_id"] == tw.ids["p4"] and one["excerpt"].startswith("Tips are missing")
     assert one["category"] == "pay_tips" and [x["id"] for x in one["cases"]] == [tw.t.own_case]
-    viewer = _bearer(tw, "viewer").get(f"/api/v1/clusters/{tw.t.cluster}").json()
+    viewer = bearer(tw, "viewer").get(f"/api/v1/clusters/{tw.t.cluster}").json()
     assert viewer["cases"] == [] and viewer["post_id"] is None  # viewers: aggregates only
-    assert _bearer(tw, "viewer").get("/api/v1/clusters/999999").status_code == 404
+    assert bearer(tw, "viewer").get("/api/v1/clusters/999999").status_code == 404
 
 
 # -- the document -----------------------------------------------------------------------------------------------
