@@ -442,3 +442,53 @@ def test_a_bad_byte_in_the_first_record_is_that_line_s_problem(tmp_path: Path) -
     assert isinstance(got[1], Post) and got[1].external_id == "b"
     path.write_bytes(b'{"id": "a", "text": "caf\xe9"}\n{"id": "b", "text": "ni\xf1o"}\n')
     assert fatal(path, "jsonl") == f"{path}: not UTF-8: invalid byte 0xe9 at byte offset 24 (line 1)"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Broken quotes: reported on the line the quoted field starts, the records before and after it read as usual
+
+ROW = "{},hello {},2026-01-01T00:00:00Z,x"
+
+
+def test_csv_unclosed_quote_is_reported_where_it_starts(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "posts.csv", [
+        "id,text,created_at,author", ROW.format(1, 1), '2,"multi\nline, quoted",2026-01-01T00:00:00Z,x',
+        ROW.format(3, 3), ROW.format(4, 4), '5,"never closed,2026-01-01T00:00:00Z,x', ROW.format(6, 6),
+        ROW.format(7, 7),
+    ])
+    out = outcomes(path, "csv")
+    assert [p.external_id if isinstance(p, Post) else p for p in out] == [
+        "1", "2", "3", "4", f"{path}:7: text: a quoted field is never closed", "6", "7"]
+    assert out[1].text == "multi\nline, quoted"  # type: ignore[union-attr]
+
+
+def test_csv_quote_closed_mid_field(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "posts.csv", [
+        "id,text,created_at,author", ROW.format(1, 1), '2,"he said "hi", ok",2026-01-01T00:00:00Z,x',
+        '3,"stray quote,2026-01-01T00:00:00Z,x', ROW.format(4, 4), '5,"quoted, fine",2026-01-01T00:00:00Z,x',
+        b'6,"nul"\x00,2026-01-01T00:00:00Z,x', b'7,"a\x00b",2026-01-01T00:00:00Z,x',
+    ])
+    hint = 'not a comma or the end of the line (a quote inside a quoted field is written "")'
+    assert [p.external_id if isinstance(p, Post) else p for p in outcomes(path, "csv")] == [
+        "1",
+        f"{path}:3: text: a quoted field's closing quote is followed by 'h', {hint}",
+        f"{path}:4: text: a quoted field is closed on line 6 by a quote followed by other text, {hint}",
+        "4", "5",  # the stray quote of line 4 took in lines 5 and 6: they are read again
+        f"{path}:7: text: a quoted field's closing quote is followed by U+0000, {hint}",
+        "7",  # a NUL inside a field is removed like any control character
+    ]
+
+
+def test_csv_broken_quote_field_limit_and_header(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "posts.csv", [
+        "id,text,created_at,author", ROW.format(1, 1), '2,x,2026-01-01T00:00:00Z,"open',
+        *(["y" * 1000] * (files.LINE_LIMIT // 1000 + 5)),
+    ])
+    out = outcomes(path, "csv")
+    assert out[:2] == [out[0], f"{path}:3: author: a quoted field is not closed within the field size limit "
+                                f"({files.LINE_LIMIT} bytes)"]
+    too_long = "id: too long (1000 characters, limit 256)"
+    assert isinstance(out[0], Post) and all(p == f"{path}:{i}: {too_long}" for i, p in enumerate(out[2:], start=4))
+    assert len(out) == 2 + files.LINE_LIMIT // 1000 + 5  # every swallowed line read again, once
+    header = write_lines(tmp_path / "header.csv", ['id,"text,created_at,author', ROW.format(1, 1)])
+    assert fatal(header, "csv") == f"{header}: not CSV: header (line 1): a quoted field is never closed"

@@ -187,3 +187,29 @@ def test_round_trip_jsonl_and_csv(recs: list[dict[str, Any]]) -> None:
     want = [expected_post(r, i) for i, r in enumerate(recs, start=1)]
     assert from_jsonl == want
     assert from_csv == want
+
+
+@FUZZ
+@given(st.lists(records, min_size=2, max_size=5), st.data())
+def test_a_stray_quote_spoils_only_its_own_line(recs: list[dict[str, Any]], data: st.DataObject) -> None:
+    """A quote opened and never closed is reported on its own line; the records before it read as without it."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, ["id", "text", "created_at", "author"], lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    ends = []  # the physical line each record ends on
+    for r in recs:
+        writer.writerow({**r, "created_at": r["created_at"].isoformat()})
+        ends.append(buf.getvalue().count("\n"))
+    lines = buf.getvalue().split("\n")
+    at = data.draw(st.sampled_from([1, *ends[:-1]]))  # the first line of a record (0-based)
+    lines[at] = '"' + lines[at]
+    out = next(consume(p, "csv") for p in temp_file("\n".join(lines).encode()))
+    good = next(consume(p, "csv") for p in temp_file(buf.getvalue().encode()))
+    kept = sum(1 for end in ends if end <= at)  # records wholly before the broken line
+    assert [_key(o) for o in out[:kept]] == [_key(o) for o in good[:kept]]
+    if '"' not in "".join(lines[at + 1:]):  # else the stray quote may pair with a later one: plain CSV then
+        assert isinstance(out[kept], InvalidItem) and out[kept].line == at + 1
+
+
+def _key(outcome: Post | InvalidItem) -> object:  # an invalid item without its file's (temporary) name
+    return (outcome.line, outcome.field, outcome.problem) if isinstance(outcome, InvalidItem) else outcome

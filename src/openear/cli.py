@@ -285,9 +285,7 @@ def _file_spec(settings: settings_mod.Settings, source: str, visibility: str | N
     from openear.settings import SourceSpec
 
     declared = settings.source(source)
-    bad_name = (not source.strip() or source != source.strip() or len(source) > 200
-                or any(c in source for c in "\n\r\t/"))
-    if declared is None and bad_name:  # a name openear.toml declares is the operator's to choose
+    if declared is None and not settings_mod.source_name_ok(source):  # a declared name is the operator's choice
         _fail(f"--source: a name of 1 to 200 characters, without slashes, line breaks or surrounding spaces, "
               f"not {source!r}")
     try:

@@ -129,6 +129,12 @@ def load(home: str | os.PathLike[str] | None = None, *, require_config: bool = T
     )
 
 
+def source_name_ok(name: str) -> bool:
+    """A name the Sources page and ``--source`` accept: 1 to 200 characters, no slashes, tabs or line breaks, no
+    surrounding spaces."""
+    return bool(name.strip()) and name == name.strip() and len(name) <= 200 and not any(c in name for c in "\n\r\t/")
+
+
 def _source(cfg_path: Path, index: int, raw: Any) -> SourceSpec:
     where = f"{cfg_path}: sources[{index}]"
     if not isinstance(raw, dict):
@@ -142,14 +148,23 @@ def _source(cfg_path: Path, index: int, raw: Any) -> SourceSpec:
     kind = raw.get("kind", "social")
     if kind not in ("social", "news"):
         raise ConfigError(f"{where}: kind: must be 'social' or 'news', not {kind!r}")
+    from openear.errors import InvalidField
+    from openear.normalise import country_field, lang_field  # here: normalise imports this module
+
+    try:  # checked as the CLI's --country and --lang and files' own fields are; the country in upper case
+        country = country_field(raw.get("country"), "country")
+        lang = lang_field(raw.get("lang"), "lang")
+    except InvalidField as exc:
+        example = "US, GB, ES" if exc.field == "country" else "en, es, es-419"
+        raise ConfigError(f"{where} ({name!r}): {exc.field}: {exc.problem} (e.g. {example})") from None
     known = {"name", "connector", "visibility", "kind", "country", "lang"}
     return SourceSpec(
         name=name,
         connector=str(raw.get("connector", "files")),
         visibility=visibility,
         kind=kind,
-        country=raw.get("country"),
-        lang=raw.get("lang"),
+        country=country,
+        lang=lang,
         options={k: v for k, v in raw.items() if k not in known},
     )
 

@@ -21,7 +21,8 @@ from typing import Any
 import tomlkit
 
 from openear import settings as settings_mod
-from openear.errors import ConfigError
+from openear.errors import ConfigError, InvalidField
+from openear.normalise import country_field, lang_field
 from openear.settings import Settings, SourceSpec
 
 __all__ = [
@@ -72,7 +73,7 @@ def parse_options(text: str) -> dict[str, Any]:
 
 def _entry(form: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     name = str(form.get("name") or "").strip()
-    if not name or len(name) > 200 or any(c in name for c in "\n\r\t/"):
+    if not settings_mod.source_name_ok(name):
         raise SourceChange("name: 1 to 200 characters, no slashes or line breaks")
     connector = str(form.get("connector") or "")
     if connector not in CONNECTORS:
@@ -83,11 +84,12 @@ def _entry(form: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         "visibility": str(form.get("visibility") or ""),
         "kind": str(form.get("kind") or ""),
     }
-    for key in ("country", "lang"):
-        value = str(form.get(key) or "").strip()
+    for key, check, example in (("country", country_field, "'ES' or 'GB'"), ("lang", lang_field, "'es' or 'es-419'")):
+        try:  # checked, and written, as openear.toml's own entries are read (settings._source)
+            value = check(str(form.get(key) or "").strip() or None, key)
+        except InvalidField as exc:
+            raise SourceChange(f"{key}: a code such as {example}; {exc.problem}") from None
         if value:
-            if len(value) > 20 or not value.replace("-", "").isalpha():
-                raise SourceChange(f"{key}: a code such as 'ES' or 'es', not {value!r}")
             entry[key] = value
     entry.update(options)
     return entry

@@ -62,6 +62,7 @@ def test_admin_adds_a_source_kept_with_the_files_comments(db_url: str, web: Any)
         ({"options": 'feeds = ["https://e.org/f"]\nauthors = ["someone"]'}, "never group by author"),
         ({"options": ""}, "required for connector 'rss'"),
         ({"lang": "e$"}, "lang: a code"),
+        ({"country": "usa"}, "country: a code such as 'ES' or 'GB'; not a two-letter country code"),
     ],
 )
 def test_a_bad_source_is_refused_naming_the_field_and_nothing_is_written(
@@ -74,6 +75,17 @@ def test_a_bad_source_is_refused_naming_the_field_and_nothing_is_written(
     assert problem in re.sub(r"&#3[49];", "'", r.text)
     assert web.settings.config_path.read_bytes() == before
     assert not [a for a in _actions(web) if a[0] == "source.add"]
+
+
+def test_country_and_lang_are_written_as_openear_toml_reads_them(web: Any) -> None:
+    """The form takes what openear.toml takes (``es-419``), written in the form it is read back in (``GB``)."""
+    r = web.login("admin").post("/sources/new", data={**RSS, "country": "gb", "lang": "es-419",
+                                                      "version": _version(web)})
+    assert r.status_code == 303
+    entry = tomllib.loads(web.settings.config_path.read_text(encoding="utf-8"))["sources"][0]
+    assert (entry["country"], entry["lang"]) == ("GB", "es-419")
+    spec = web.app.state.settings.source("city-news")
+    assert (spec.country, spec.lang) == ("GB", "es-419")
 
 
 def test_edit_keeps_the_name_and_refuses_a_stale_form(web: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -313,54 +314,73 @@ def _check_header(path: Path, fmt: str, header: list[str]) -> None:
 def _csv_rows(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) -> Iterator[RawItem | InvalidItem]:
     origin = str(path)
     problems: list[InvalidItem] = []  # physical-line problems inside the record being read
+    held: list[tuple[int, str, InvalidItem | None]] = []  # the physical lines of the record being read
+    replay: deque[tuple[int, str, InvalidItem | None]] = deque()  # lines to read again (after a broken quote)
     header: list[str] | None = None
 
-    def text_lines() -> Iterator[str]:
+    def physical() -> Iterator[tuple[int, str, InvalidItem | None]]:
         for line in _lines(fh, offset):
             if line.data is None:
-                problems.append(_too_long(origin, line))
-                yield "\n"
+                yield line.number, "\n", _too_long(origin, line)
                 continue
             try:
-                yield line.data.decode("utf-8") + "\n"
+                yield line.number, line.data.decode("utf-8") + "\n", None
             except UnicodeDecodeError as exc:
                 if header is None and line.data.strip():
                     raise InputFormatError(f"{path}: {_decode_problem(line, exc)} (line {line.number})") from None
-                problems.append(InvalidItem(origin, line.number, "encoding", _decode_problem(line, exc)))
-                yield "\n"
+                yield line.number, "\n", InvalidItem(origin, line.number, "encoding", _decode_problem(line, exc))
+
+    lines = physical()
+
+    class TextLines:  # not a generator: after the end of the file, lines to read again may still come
+        def __iter__(self) -> TextLines:
+            return self
+
+        def __next__(self) -> str:
+            entry = replay.popleft() if replay else next(lines)
+            held.append(entry)
+            if entry[2] is not None:
+                problems.append(entry[2])
+            return entry[1]
 
     if csv.field_size_limit() < LINE_LIMIT:
         csv.field_size_limit(LINE_LIMIT)
-    reader = csv.reader(text_lines())
-    end = 0  # the last physical line consumed
+    # strict: a quote that closes a quoted field before its end, or one never closed, is an error, not a field that
+    # silently takes in the rest of the line or of the file
+    reader = csv.reader(TextLines(), strict=True)
     while header is None:
+        held.clear()
         try:
             row = next(reader)
         except StopIteration:
             raise InputFormatError(f"{path}: empty file") from None
         except csv.Error as exc:
-            raise InputFormatError(f"{path}: not CSV: header: {exc}") from None
-        end = reader.line_num
+            number, field, problem = _quote_problem(held, exc, None)
+            raise InputFormatError(f"{path}: not CSV: header (line {number}): {problem}") from None
         if problems:
             raise InputFormatError(f"{path}: header (line {problems[0].line}): {problems[0].problem}")
         if any(c.strip() for c in row):
             header = [c.strip().lower() for c in row]
     _check_header(path, fmt, header)
     while True:
-        start = end + 1
+        held.clear()
+        problems.clear()
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            end = reader.line_num
-            problems.clear()
-            yield InvalidItem(origin, start, "csv", str(exc))
+            if not held:  # cannot happen: an error comes from a line read
+                raise
+            number, field, problem = _quote_problem(held, exc, header)
+            # A quoted field that runs over several lines and breaks is most likely one stray quote on its first
+            # line: that line is invalid, the lines it swallowed are read again as records of their own.
+            replay.extendleft(reversed(held[1:]))
+            yield InvalidItem(origin, number, field, problem)
             continue
-        end = reader.line_num
+        start = held[0][0] if held else 0
         if problems:
             yield problems[0]
-            problems.clear()
             continue
         if not any(c.strip() for c in row):
             continue
@@ -369,3 +389,74 @@ def _csv_rows(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) -> I
             continue
         payload = {name: cell for name, cell in zip(header, row, strict=False) if name and cell.strip()}
         yield RawItem(source=source, payload=payload, origin=origin, line=start)
+
+
+def _quote_problem(held: list[tuple[int, str, InvalidItem | None]], exc: csv.Error,
+                   header: list[str] | None) -> tuple[int, str, str]:
+    """``(line, field, problem)`` for a record the strict CSV reader refused (``held``: its physical lines).
+
+    The line is the record's first; the field is the column whose quoted value is broken (``csv`` when it cannot be
+    told). A quoted field is either never closed (up to the end of the file, or to the field size limit), or closed
+    by a quote that is followed by something other than a comma or the end of the line."""
+    number, first, _ = held[0]
+    last = held[-1][0]
+    message = str(exc)
+    state = _scan_quotes(first.rstrip("\r\n"))
+    if state is None:
+        return number, "csv", message
+    index, what, char = state
+    column = _column(header, index)
+    if what == "after":  # closed in the middle of a field on the record's first line
+        return number, column, (f"a quoted field's closing quote is followed by {_char(char)}, not a comma or the "
+                                'end of the line (a quote inside a quoted field is written "")')
+    if message.startswith("unexpected end of data"):
+        return number, column, "a quoted field is never closed"
+    if message.startswith("field larger than field limit"):
+        return number, column, f"a quoted field is not closed within the field size limit ({LINE_LIMIT} bytes)"
+    if "expected after" in message:
+        return number, column, (f"a quoted field is closed on line {last} by a quote followed by other text, not "
+                                'a comma or the end of the line (a quote inside a quoted field is written "")')
+    return number, "csv", message
+
+
+def _char(char: str) -> str:
+    return echo(char) if char.isprintable() else f"U+{ord(char):04X}"
+
+
+def _column(header: list[str] | None, index: int) -> str:
+    if header is None:
+        return "header"
+    return (header[index] or "csv") if index < len(header) else "csv"
+
+
+def _scan_quotes(line: str) -> tuple[int, str, str] | None:
+    """Where ``line`` (one CSV line, newline excluded) breaks the quoting rules: ``(field index, "open", "")`` for
+    a quoted field still open at its end, ``(field index, "after", char)`` for a closing quote followed by
+    ``char``; ``None`` when its quotes are well formed."""
+    index = 0
+    i = 0
+    n = len(line)
+    while i <= n:
+        if i < n and line[i] == '"':  # a quoted field
+            i += 1
+            while True:
+                close = line.find('"', i)
+                if close < 0:
+                    return index, "open", ""
+                if line.startswith('""', close):
+                    i = close + 2
+                    continue
+                i = close + 1
+                break
+            if i < n and line[i] != ",":
+                return index, "after", line[i]
+        else:
+            comma = line.find(",", i)
+            if comma < 0:
+                return None
+            i = comma
+        if i >= n:
+            return None
+        i += 1  # past the comma
+        index += 1
+    return None
