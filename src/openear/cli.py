@@ -923,7 +923,7 @@ def tokens_list(
     with _workspace(ctx, home) as ws, ws.store.connect() as conn:
         rows = tokens.list_tokens(conn, user)
     if as_json:
-        print(json.dumps([{k: (_iso(v) if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]))
+        print(json.dumps([{k: _iso(v) for k, v in r.items()} for r in rows]))
         return
     table = Table(title="API tokens", title_justify="left")
     for col in ("id", "user", "name", "prefix", "role", "created (UTC)", "last used", "revoked"):
