@@ -223,13 +223,13 @@ def test_cli_lists_alerts_and_cases_as_json(spiky: Any) -> None:
     case_id = int(r.output.split("#")[1])
     for args in (
         ["status", str(case_id), "investigating", "--note", "on it"],
-        ["assign", str(case_id), "ana"],
+        ["assign", str(case_id), "admin"],
         ["note", str(case_id), "asked the app team"],
     ):
         assert runner.invoke(app, [*home, "cases", *args]).exit_code == 0
     r = runner.invoke(app, [*home, "cases", "show", str(case_id), "--json"])
     shown = json.loads(r.output)
-    assert shown["status"] == "investigating" and shown["assignee"] == "ana"
+    assert shown["status"] == "investigating" and shown["assignee"] == "admin"
     assert [e["kind"] for e in shown["events"]][-3:] == ["status", "assigned", "note"]
     bad = runner.invoke(app, [*home, "cases", "status", str(case_id), "new"])
     assert bad.exit_code == 2 and "cannot go from investigating to new" in bad.output

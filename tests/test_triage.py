@@ -151,10 +151,21 @@ def test_every_transition_is_allowed_or_refused_as_the_lifecycle_says(ws: Any, s
                 triage.transition(conn, cid, dst, actor="ben", now=later)
 
 
+def _owner(conn: Any, name: str, teams: list[str], *, disabled: bool = False) -> None:
+    from openear.web import auth
+    from openear.web.membership import set_user_teams
+
+    auth.create_user(conn, name, "correct horse battery staple", "owner")
+    set_user_teams(conn, name, teams, teams)
+    if disabled:
+        auth.set_disabled(conn, name)
+
+
 def test_history_notes_assignment_priority_and_audit(ws: Any) -> None:
     with ws.store.begin() as conn:
+        _owner(conn, "carla", ["Payments"])
         cid = triage.open_case(conn, title="Tips missing", team="Payments", actor="ana", now=T0, priority="low")
-        triage.assign(conn, cid, "carla", actor="ana", now=T0 + timedelta(minutes=1))
+        triage.assign(conn, cid, "Carla", actor="ana", now=T0 + timedelta(minutes=1))
         triage.set_priority(conn, cid, "high", actor="ana", now=T0 + timedelta(minutes=2))
         triage.add_note(conn, cid, "Asked payments for the batch ids", actor="carla", now=T0 + timedelta(minutes=3))
         with pytest.raises(CaseError):
@@ -169,6 +180,52 @@ def test_history_notes_assignment_priority_and_audit(ws: Any) -> None:
         actions = [e["action"] for e in audit.entries(conn)]
         assert actions[-4:] == ["case.created", "case.assigned", "case.priority", "case.note"]
         assert audit.verify(conn)
+
+
+def test_assignees_are_users_who_work_the_cases_team(ws: Any) -> None:
+    """Enabled analysts and admins, and the enabled owners of the case's team; a store without accounts (made
+    without ``openear init``) names people freely."""
+    with ws.store.begin() as conn:
+        _owner(conn, "carla", ["Payments"])
+        _owner(conn, "dan", ["Driver app"])
+        _owner(conn, "eve", ["Payments"], disabled=True)
+        cid = triage.open_case(conn, title="Tips missing", team="Payments", actor="ana", now=T0)
+        assert triage.assignable(conn, "Payments") == ["admin", "carla"]
+        for name in ("dan", "eve", "zed", ""):
+            with pytest.raises(CaseError, match=f"assignee: {name!r} cannot work Payments cases; one of: admin, carla"):
+                triage.assign(conn, cid, name, actor="ana")
+        triage.assign(conn, cid, "admin", actor="ana")
+        assert triage.get_case(conn, cid)["assignee"] == "admin"  # type: ignore[index]
+    from openear.store import Store
+
+    bare = Store(f"sqlite:///{ws.home / 'bare.db'}")
+    bare.migrate()
+    with bare.begin() as conn:
+        cid = triage.open_case(conn, title="x", team="Payments", actor="ana", now=T0)
+        assert triage.assignable(conn, "Payments") is None
+        triage.assign(conn, cid, "anyone", actor="ana")
+    bare.close()
+
+
+def test_one_open_case_per_post_or_cluster_on_the_cli(ws: Any) -> None:
+    from typer.testing import CliRunner
+
+    from openear.cli import app
+
+    ws.import_rows(rows(3, COMPLAINT, T0, prefix="c"), name="a.jsonl")
+    home = ["--home", str(ws.home)]
+    runner = CliRunner()
+    with ws.store.connect() as conn:
+        cluster = conn.execute(select(posts.c.cluster_id).where(posts.c.cluster_id.is_not(None))).scalar()
+    assert runner.invoke(app, [*home, "cases", "open", "--cluster", str(cluster)]).exit_code == 0
+    again = runner.invoke(app, [*home, "cases", "open", "--cluster", str(cluster)])
+    one_post = runner.invoke(app, [*home, "cases", "open", "--post", "1"])
+    for result, what in ((again, f"cluster {cluster}"), (one_post, "post 1")):
+        assert result.exit_code == 2 and f"{what} is already in open case 1" in result.output, result.output
+    with ws.store.begin() as conn:
+        assert len(triage.list_cases(conn)) == 1
+        triage.transition(conn, 1, "dismissed", actor="ana")
+    assert runner.invoke(app, [*home, "cases", "open", "--post", "1"]).exit_code == 0
 
 
 def test_cluster_cases_attach_new_posts_and_never_expose_authors(ws: Any) -> None:

@@ -95,9 +95,9 @@ def test_a_cases_clusters_carry_their_summary_and_only_readers_get_the_post_id(t
 def test_patch_walks_the_lifecycle_and_refuses_a_bad_transition_with_409(tw: Any, db_url: str) -> None:
     c = bearer(tw, "analyst")
     url = f"/api/v1/cases/{tw.t.own_case}"
-    r = c.patch(url, json={"status": "investigating", "note": "looking", "assignee": "carla", "priority": "high"})
+    r = c.patch(url, json={"status": "investigating", "note": "looking", "assignee": "Owner", "priority": "high"})
     assert r.status_code == 200, r.text
-    assert (r.json()["status"], r.json()["assignee"], r.json()["priority"]) == ("investigating", "carla", "high")
+    assert (r.json()["status"], r.json()["assignee"], r.json()["priority"]) == ("investigating", "owner", "high")
     bad = c.patch(url, json={"status": "new"})
     assert bad.status_code == 409
     assert bad.json()["error"].startswith(f"case {tw.t.own_case}: cannot go from investigating to new")
@@ -113,7 +113,7 @@ def test_patch_walks_the_lifecycle_and_refuses_a_bad_transition_with_409(tw: Any
         ("created", None),
         ("linked", None),
         ("status", "investigating"),
-        ("assigned", "carla"),
+        ("assigned", "owner"),
         ("priority", "high"),
         ("assigned", None),
         ("status", "resolved"),
@@ -123,6 +123,29 @@ def test_patch_walks_the_lifecycle_and_refuses_a_bad_transition_with_409(tw: Any
         actions = [e["action"] for e in audit.entries(conn) if e["target"] == f"case:{tw.t.own_case}"]
         assert audit.verify(conn)
     assert actions.count("case.status") == 2 and actions.count("case.assigned") == 2
+
+
+def test_a_case_is_assigned_only_to_a_user_who_works_its_team(tw: Any) -> None:
+    """Analysts and admins work every team's cases, owners their own teams'; viewers, disabled accounts and
+    unknown names are refused with the names that would do, and nothing changes. The page offers those names."""
+    from openear.web import auth
+
+    with tw.store.begin() as conn:
+        auth.create_user(conn, "gone", "correct horse battery staple", "analyst")
+        auth.set_disabled(conn, "gone")
+    c = bearer(tw, "admin")
+    own, other = f"/api/v1/cases/{tw.t.own_case}", f"/api/v1/cases/{tw.t.other_case}"
+    for url, name in ((own, "carla"), (own, "viewer"), (own, "gone"), (other, "owner")):
+        r = c.patch(url, json={"assignee": name})
+        assert r.status_code == 400 and f"assignee: {name!r} cannot work" in r.json()["error"], (name, r.text)
+        assert "one of: admin, analyst" in r.json()["error"] and "gone" not in r.json()["error"].split(":")[-1]
+    assert _case(tw, tw.t.other_case)["assignee"] is None
+    assert c.patch(other, json={"assignee": "Analyst"}).json()["assignee"] == "analyst"
+    assert c.patch(own, json={"assignee": "owner"}).json()["assignee"] == "owner"
+    page = tw.login("owner").get(f"/cases/{tw.t.own_case}").text
+    assert '<datalist id="assignees">' in page
+    offered = page.split('<datalist id="assignees">')[1].split("</datalist>")[0]
+    assert offered == "".join(f'<option value="{n}">' for n in ("admin", "analyst", "owner"))
 
 
 def test_notes_are_added_and_listed(tw: Any) -> None:
@@ -143,6 +166,7 @@ def test_flagging_a_post_or_a_cluster_opens_a_routed_case(tw: Any) -> None:
     made = r.json()
     assert made["team"] == OWN_TEAM and made["priority"] == "urgent" and made["posts"] == 1  # a pay post
     assert made["origin"] == "user:analyst" and made["title"].startswith("El pago")
+    _close(tw, tw.t.own_case)  # it links the cluster: one open case per cluster
     r = c.post("/api/v1/cases", json={"cluster_id": tw.t.cluster, "title": "Tips", "team": "Comms"})
     assert r.status_code == 201 and r.json()["team"] == "Comms" and r.json()["posts"] == 2
     for body, words in (
@@ -157,8 +181,39 @@ def test_flagging_a_post_or_a_cluster_opens_a_routed_case(tw: Any) -> None:
     assert bearer(tw, "viewer").post("/api/v1/cases", json={"cluster_id": tw.t.cluster}).status_code == 403
 
 
+def _close(web: Any, case_id: int) -> None:
+    with web.store.begin() as conn:
+        triage.transition(conn, case_id, "resolved", actor="admin")
+
+
+def test_one_open_case_per_post_or_cluster(tw: Any, db_url: str) -> None:
+    """Flagging what an open case links already is a 409 naming that case (the page shows it), and opens nothing;
+    an owner is not told the id of another team's case; once the case is closed, a new one may be opened."""
+    c, own = bearer(tw, "analyst"), tw.t.own_case
+    with tw.store.connect() as conn:
+        before = conn.execute(select(func.count()).select_from(cases)).scalar_one()
+    for body in ({"cluster_id": tw.t.cluster}, {"post_id": tw.ids["p3"]}, {"post_id": tw.ids["p5"], "team": "Comms"}):
+        r = c.post("/api/v1/cases", json=body)
+        assert r.status_code == 409, (body, r.text)
+        assert r.json()["case_id"] == own and f"open case {own}" in r.json()["error"]
+    page = tw.login("analyst").post("/cases", data={"cluster_id": str(tw.t.cluster)}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == f"/cases/{own}"
+    with tw.store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == before
+    _close(tw, own)
+    with tw.store.begin() as conn:  # now another team's open case links the cluster, which routes to Payments
+        hidden = triage.open_case(conn, title="x", team=OTHER_TEAM, actor="admin", cluster_ids=[tw.t.cluster])
+    r = bearer(tw, "owner").post("/api/v1/cases", json={"cluster_id": tw.t.cluster})
+    assert r.status_code == 409 and r.json()["case_id"] is None and f"case {hidden}" not in r.json()["error"]
+    assert "a team you do not work for" in r.json()["error"]
+    _close(tw, hidden)
+    r = bearer(tw, "owner").post("/api/v1/cases", json={"cluster_id": tw.t.cluster})
+    assert r.status_code == 201 and r.json()["team"] == OWN_TEAM
+
+
 def test_owners_flag_only_clusters_of_their_own_teams(tw: Any, db_url: str) -> None:
     c = bearer(tw, "owner")
+    _close(tw, tw.t.own_case)  # it links the cluster: one open case per cluster
     with tw.store.connect() as conn:
         before = conn.execute(select(func.count()).select_from(cases)).scalar_one()
         crash = conn.execute(select(cases.c.id)).first()

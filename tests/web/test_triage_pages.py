@@ -124,13 +124,13 @@ def test_only_triage_roles_change_cases(case_web: Any) -> None:
     admin = case_web.login("admin")
     assert admin.post(f"/cases/{cid}/status", data={"status": "investigating", "note": "on it"}).status_code == 303
     assert admin.post(f"/cases/{cid}/note", data={"text": "Asked payments"}).status_code == 303
-    assert admin.post(f"/cases/{cid}/assign", data={"assignee": "carla", "priority": "high"}).status_code == 303
+    assert admin.post(f"/cases/{cid}/assign", data={"assignee": "owner", "priority": "high"}).status_code == 303
     bad = admin.post(f"/cases/{cid}/status", data={"status": "new"})
     assert bad.status_code == 400 and "cannot go from investigating to new" in bad.text
     r = admin.post("/cases", data={"post_id": str(case_web.ids["p1"]), "priority": "urgent"})
     assert r.status_code == 303 and r.headers["location"].startswith("/cases/")
     html = admin.get(f"/cases/{cid}").text
-    for text in ("Asked payments", "new → investigating: on it", "Assigned to carla", "Priority normal → high"):
+    for text in ("Asked payments", "new → investigating: on it", "Assigned to owner", "Priority normal → high"):
         assert text in html, text
     with case_web.store.connect() as conn:
         from openear import audit

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 
 from openear import audit
 from openear.errors import OpenearError
-from openear.store.schema import case_clusters, case_events, case_posts, cases, clusters, posts
+from openear.store.schema import case_clusters, case_events, case_posts, cases, clusters, posts, user_teams, users
 from openear.triage.config import PRIORITIES, TriageConfig, load_triage, parse_triage
 
 __all__ = [
@@ -35,10 +35,12 @@ __all__ = [
     "STATUSES",
     "TRANSITIONS",
     "CaseError",
+    "DuplicateCase",
     "Escalation",
     "add_note",
     "apply_case_rules",
     "assign",
+    "assignable",
     "attach_new_posts",
     "check_escalations",
     "escalate",
@@ -70,6 +72,15 @@ TITLE_CHARS = 120
 
 class CaseError(OpenearError):
     """A case operation that is not allowed: unknown case, bad transition, unknown priority."""
+
+
+class DuplicateCase(CaseError):
+    """Flagging a post or cluster that an open case already links: one open case per post or cluster."""
+
+    def __init__(self, what: str, case_id: int | None, team: str) -> None:
+        where = f"open case {case_id}" if case_id is not None else "an open case of a team you do not work for"
+        super().__init__(f"{what} is already in {where}; work on that case rather than open another")
+        self.what, self.case_id, self.team = what, case_id, team
 
 
 @dataclass(frozen=True)
@@ -204,6 +215,20 @@ def open_case_for(
     rep = conn.execute(select(posts).where(posts.c.id == rep_id)).mappings().first() if rep_id else None
     if rep is None:
         raise CaseError(f"post {rep_id}: no such post")
+    if cluster_id is not None:
+        what = f"cluster {cluster_id}"
+        linked = select(case_clusters.c.case_id).where(case_clusters.c.cluster_id == cluster_id)
+    else:
+        what = f"post {post_id}"
+        linked = select(case_posts.c.case_id).where(case_posts.c.post_id == post_id)
+    existing = conn.execute(
+        select(cases.c.id, cases.c.team)
+        .where(cases.c.id.in_(linked), cases.c.status.in_(OPEN_STATUSES))
+        .order_by(cases.c.id.desc())
+        .limit(1)
+    ).first()
+    if existing is not None:
+        raise DuplicateCase(what, existing.id, existing.team)
     return open_case(
         conn,
         title=title or _title_from(rep["title"] or rep["text"]),
@@ -278,10 +303,37 @@ def transition(
     _event(conn, case_id, t, actor, "status", {"from": row["status"], "to": status, "note": note})
 
 
+def assignable(conn: Connection, team: str) -> list[str] | None:
+    """The user accounts a case of ``team`` can be assigned to, by name: enabled analysts and admins (they work
+    every team's cases) and the enabled owners who belong to ``team`` (as ``openear.web.roles`` grants them).
+    ``None`` when the store has no user accounts at all: a CLI-only install names its people freely."""
+    if conn.execute(select(users.c.id).limit(1)).first() is None:
+        return None
+    member = select(user_teams.c.user_id).where(user_teams.c.team == team)
+    rows = conn.execute(
+        select(users.c.username)
+        .where(
+            users.c.disabled.is_(False),
+            users.c.role.in_(("analyst", "admin")) | ((users.c.role == "owner") & users.c.id.in_(member)),
+        )
+        .order_by(users.c.username)
+    )
+    return list(rows.scalars())
+
+
 def assign(conn: Connection, case_id: int, assignee: str | None, *, actor: str, now: datetime | None = None) -> None:
-    """Set (or clear, with ``None``) who works on the case. Counts as progress."""
+    """Set (or clear, with ``None``) who works on the case: one of :func:`assignable` for its team, matched
+    without regard to case. Counts as progress."""
     t = _naive(now)
     row = _case_row(conn, case_id)
+    if assignee is not None:
+        names = assignable(conn, row["team"])
+        if names is not None:
+            match = [n for n in names if n.casefold() == assignee.strip().casefold()]
+            if not match:
+                shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+                raise CaseError(f"assignee: {assignee!r} cannot work {row['team']} cases; one of: {shown or 'nobody'}")
+            assignee = match[0]
     conn.execute(update(cases).where(cases.c.id == case_id).values(assignee=assignee, updated_at=t, progress_at=t))
     _event(conn, case_id, t, actor, "assigned", {"from": row["assignee"], "to": assignee})
 

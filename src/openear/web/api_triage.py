@@ -310,9 +310,19 @@ def get_case(
     return _case_detail(case, reads_posts, summaries)
 
 
-@router.post("/cases", response_model=CaseOut, status_code=201)
+class DuplicateOut(ErrorOut):
+    case_id: int | None = Field(description="The open case that links it already; null when you may not see it")
+
+
+@router.post(
+    "/cases",
+    response_model=CaseOut,
+    status_code=201,
+    responses={409: {"model": DuplicateOut, "description": "An open case links this post or cluster already"}},
+)
 def create_case(request: Request, body: CaseIn, user: User = Depends(requires("cases.write"))) -> Any:
-    """Flag a post or a near-duplicate cluster for investigation. Owners open cases for their own teams only."""
+    """Flag a post or a near-duplicate cluster for investigation. Owners open cases for their own teams only. One
+    open case per post or cluster: flagging one that an open case links already is a 409 naming that case."""
     try:
         with audit.transaction(_store(request)) as conn:
             case_id = open_case_as(
@@ -328,6 +338,8 @@ def create_case(request: Request, body: CaseIn, user: User = Depends(requires("c
             case = visible_case(conn, user, case_id, post_limit=0)
     except Forbidden as exc:
         return _error(403, str(exc))
+    except triage.DuplicateCase as exc:
+        return JSONResponse({"error": str(exc), "case_id": exc.case_id}, status_code=409)
     except triage.CaseError as exc:
         return _error(400, str(exc))
     return _case_out(case, case["post_count"], len(case["clusters"]))

@@ -109,22 +109,28 @@ def open_case_as(
     A named ``team`` must be one of the config's. Flagging a single post needs a role that reads posts. The new
     case must be one ``user`` may see: an owner opens cases for their own teams only (:class:`Forbidden`, and the
     caller's transaction is rolled back). Raises :class:`~openear.triage.CaseError` for an unknown post or
-    cluster or a bad priority.
+    cluster or a bad priority, and :class:`~openear.triage.DuplicateCase` when an open case links it already (its
+    id only when ``user`` may see that case).
     """
     if team is not None and cfg.team(team) is None:
         raise triage.CaseError(f"team: {team!r} is not a team ({', '.join(t.name for t in cfg.teams)})")
     if post_id is not None and not can(user, "posts.read"):
         raise Forbidden("Flagging a single post needs a role that reads posts; flag its cluster instead.")
-    case_id = triage.open_case_for(
-        conn,
-        cfg,
-        actor=user.username,
-        post_id=post_id,
-        cluster_id=cluster_id,
-        title=title,
-        priority=priority,
-        team=team,
-    )
+    try:
+        case_id = triage.open_case_for(
+            conn,
+            cfg,
+            actor=user.username,
+            post_id=post_id,
+            cluster_id=cluster_id,
+            title=title,
+            priority=priority,
+            team=team,
+        )
+    except triage.DuplicateCase as exc:
+        if exc.case_id is not None and not may_access_team_object(user, exc.team):  # no existence leak
+            raise triage.DuplicateCase(exc.what, None, exc.team) from None
+        raise
     routed = triage.get_case(conn, case_id, post_limit=0)
     if routed is None or not may_access_team_object(user, routed["team"]):
         owner = routed["team"] if routed else "?"
@@ -160,7 +166,7 @@ def change_case(
         triage.add_note(conn, case_id, note, actor=actor)
     if assignee is not UNSET:
         who = (assignee or "").strip()[:100] or None
-        if who != case["assignee"]:
+        if (who or "").casefold() != (case["assignee"] or "").casefold():
             triage.assign(conn, case_id, who, actor=actor)
     if priority is not None and priority != case["priority"]:
         triage.set_priority(conn, case_id, priority, actor=actor)

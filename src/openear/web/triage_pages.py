@@ -120,6 +120,10 @@ def cases_open(
             )
     except Forbidden as exc:
         raise HTTPException(403, str(exc)) from None
+    except triage.DuplicateCase as exc:  # e.g. a second click, or a page older than the case: show that case
+        if exc.case_id is None:
+            raise HTTPException(409, str(exc)) from None
+        return _back(exc.case_id)
     except triage.CaseError as exc:
         raise HTTPException(400, str(exc)) from None
     return _back(case_id)
@@ -134,6 +138,7 @@ def case_page(request: Request, case_id: ObjectId) -> Response:
         with store.connect() as conn:
             case = visible_case(conn, user, case_id)
             summaries = cluster_summaries(conn, user, [c["id"] for c in case["clusters"]])
+            assignees = triage.assignable(conn, case["team"]) if _can_triage(user) else None
     except Hidden:
         audit.log(store, user.username, "case.view", f"case:{case_id}", {"found": False})
         raise HTTPException(404) from None
@@ -169,6 +174,7 @@ def case_page(request: Request, case_id: ObjectId) -> Response:
         next_statuses=[s for s in triage.STATUSES if s in triage.TRANSITIONS[case["status"]]],
         priorities=triage.PRIORITIES,
         tones=PRIORITY_TONE,
+        assignees=assignees,
     )
 
 
