@@ -151,7 +151,8 @@ def test_analyst_label_override_is_stored_as_analyst_label_and_audited(web: Any)
     pid = web.ids["p1"]
     c = _bearer(web, "analyst")
     r = c.put(f"/api/v1/posts/{pid}/labels/sentiment", json={"value": "positive"})
-    assert r.status_code == 200 and r.json() == {"name": "sentiment", "to": "positive", "enricher": "analyst@analyst"}
+    assert r.status_code == 200 and r.json() == {"name": "sentiment", "to": "positive", "enricher": "analyst@analyst",
+                                                 "changed": True}
     r = c.put(f"/api/v1/posts/{pid}/labels/primary", json={"value": "support"})
     assert r.status_code == 200
     c.put(f"/api/v1/posts/{pid}/labels/primary", json={"value": "pay_tips"})  # a second change replaces the first

@@ -193,6 +193,7 @@ class LabelChange(BaseModel):
     name: str
     to: str
     enricher: str
+    changed: bool = Field(True, description="false when an analyst had set this value already: nothing written")
 
 
 class SourceOut(BaseModel):
@@ -217,21 +218,10 @@ class SavedSearchIn(_In):
     @field_validator("filters")
     @classmethod
     def _known_filters(cls, filters: dict[str, str]) -> dict[str, str]:
-        for key, value in filters.items():
+        for key in filters:
             if key not in saved.FILTER_KEYS:
                 raise ValueError(f"unknown filter {key!r}; filters are {', '.join(saved.FILTER_KEYS)}")
-            if not value:
-                continue
-            if key in ("since", "until"):
-                try:
-                    date.fromisoformat(value)
-                except ValueError:
-                    raise ValueError(f"{key}: expected a day as YYYY-MM-DD, not {value[:40]!r}") from None
-            known = {"sentiment": SENTIMENTS, "kind": KINDS}.get(key)
-            if known and value not in known:
-                raise ValueError(f"{key}: {value[:40]!r} is not one of {', '.join(known)}")
-        if filters.get("since") and filters.get("until") and filters["until"] < filters["since"]:  # ISO days
-            raise ValueError(f"until: {UNTIL_BEFORE_SINCE}")
+        saved.check_filters(filters)  # the values, as the dashboard's save form checks them
         return filters
 
 
@@ -301,7 +291,7 @@ SentimentFacet = Literal["", "positive", "neutral", "negative"]
 KindFacet = Literal["", "social", "news"]
 assert set(SentimentFacet.__args__) == {"", *SENTIMENTS} and set(KindFacet.__args__) == {"", *KINDS}  # type: ignore[attr-defined]
 Day = Annotated[date | None, Query(description="An ISO date; until is inclusive, and not before since")]
-UNTIL_BEFORE_SINCE = "before since (until is an inclusive last day, since the first day: no post can match)"
+UNTIL_BEFORE_SINCE = saved.UNTIL_BEFORE_SINCE
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
@@ -527,7 +517,7 @@ def put_label(
         return _bad(str(exc))
     if change is None:
         raise HTTPException(404)
-    return LabelChange(name=name, to=change["to"], enricher=change["enricher"])
+    return LabelChange(name=name, to=change["to"], enricher=change["enricher"], changed=change["changed"])
 
 
 @router.get("/sources", response_model=list[SourceOut])

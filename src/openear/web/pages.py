@@ -634,7 +634,7 @@ def delete_search(request: Request, search_id: int, confirm: str = Form(...)) ->
 
 
 @router.get("/posts/{post_id}", include_in_schema=False, dependencies=[Depends(requires("posts.read"))])
-def post(request: Request, post_id: int, changed: str = "") -> Response:
+def post(request: Request, post_id: int, changed: str = "", unchanged: str = "") -> Response:
     user = _require(request, POST_READERS)
     store = _store(request)
     with store.connect() as conn:
@@ -670,6 +670,7 @@ def post(request: Request, post_id: int, changed: str = "") -> Response:
         labels=labels,
         label_choices=labeling.choices(request.app.state.settings.taxonomy_path) if may_label else None,
         changed=changed if changed in labeling.EDITABLE else "",
+        unchanged=unchanged if unchanged in labeling.EDITABLE else "",
     )
 
 
@@ -685,7 +686,8 @@ def post_label(request: Request, post_id: int, name: str = Form(...), value: str
             raise HTTPException(400, str(exc)) from None
     if change is None:
         raise HTTPException(404)
-    return RedirectResponse(f"/posts/{post_id}?changed={name}", status_code=303)
+    said = "changed" if change["changed"] else "unchanged"  # a no-op writes nothing, and the page says so
+    return RedirectResponse(f"/posts/{post_id}?{said}={name}", status_code=303)
 
 
 # -- public -----------------------------------------------------------------------------------------------------

@@ -3,19 +3,53 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from openear.models import KINDS, SENTIMENTS
 from openear.query import QuerySyntaxError, parse
 from openear.store.schema import saved_searches
 from openear.web.search import MAX_QUERY
 
-__all__ = ["FILTER_KEYS", "MAX_PER_USER", "delete_search", "get_search", "list_searches", "save_search"]
+__all__ = [
+    "FILTER_KEYS",
+    "MAX_PER_USER",
+    "UNTIL_BEFORE_SINCE",
+    "check_filters",
+    "delete_search",
+    "get_search",
+    "list_searches",
+    "save_search",
+]
 
 FILTER_KEYS = ("category", "sentiment", "lang", "source", "kind", "since", "until")
 MAX_PER_USER = 100
+UNTIL_BEFORE_SINCE = "before since (until is an inclusive last day, since the first day: no post can match)"
+
+
+def check_filters(filters: dict[str, Any]) -> None:
+    """``ValueError`` naming the first facet whose value ``GET /posts`` refuses: a ``since``/``until`` that is not
+    a day (YYYY-MM-DD), a ``sentiment`` or ``kind`` outside its values, an ``until`` before ``since`` (a search
+    that could never match). Empty values and keys outside :data:`FILTER_KEYS` are not looked at. Shared by the
+    API's ``POST /searches`` (a 422) and the dashboard's save form (a 400 page), so both say the same."""
+    for key in FILTER_KEYS:
+        value = filters.get(key)
+        if value in (None, ""):
+            continue
+        value = str(value)
+        if key in ("since", "until"):
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{key}: expected a day as YYYY-MM-DD, not {value[:40]!r}") from None
+        known = {"sentiment": SENTIMENTS, "kind": KINDS}.get(key)
+        if known and value not in known:
+            raise ValueError(f"{key}: {value[:40]!r} is not one of {', '.join(known)}")
+    since, until = filters.get("since"), filters.get("until")
+    if since and until and date.fromisoformat(str(until)) < date.fromisoformat(str(since)):
+        raise ValueError(f"until: {UNTIL_BEFORE_SINCE}")
 
 
 def _clean(filters: dict[str, Any]) -> dict[str, str]:
@@ -55,7 +89,8 @@ def get_search(conn: Connection, user_id: int, search_id: int) -> dict[str, Any]
 
 def save_search(conn: Connection, user_id: int, name: str, query: str, filters: dict[str, Any]) -> int:
     """Save a search; ``ValueError`` for an empty name, a query that cannot be read (the query language's own
-    message, as the explorer shows it) or too many saved searches."""
+    message, as the explorer shows it), a facet :func:`check_filters` refuses (``until`` before ``since``) or too
+    many saved searches."""
     name = " ".join(name.split())[:100]
     if not name:
         raise ValueError("Give the search a name.")
@@ -65,6 +100,7 @@ def save_search(conn: Connection, user_id: int, name: str, query: str, filters: 
             parse(query)
         except QuerySyntaxError as exc:
             raise ValueError(f"The search could not be read: {exc}") from None
+    check_filters(filters)
     n = conn.execute(select(func.count()).where(saved_searches.c.user_id == user_id)).scalar_one()
     if n >= MAX_PER_USER:
         raise ValueError(f"At most {MAX_PER_USER} saved searches; delete one first.")
