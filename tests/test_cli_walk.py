@@ -5,6 +5,7 @@ prints JSON alone on stdout; times in JSON say they are UTC."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from typer.testing import CliRunner
 
 from labelled import write_labelled
 from openear.cli import app
+from openear.reenrich import reenrich
 from openear.store import Store
-from openear.store.schema import posts, sources
+from openear.store.schema import posts, runs, sources
 
 runner = CliRunner()
 
@@ -189,6 +191,46 @@ def test_json_times_carry_their_utc_offset(home: Path, tmp_path: Path) -> None:
     assert found[0]["created_at"] == "2026-11-11T10:00:00+00:00"
     entries = json.loads(invoke(home, "audit", "list", "--json").stdout)
     assert entries and all(e["at"].endswith("+00:00") for e in entries)
+
+
+def test_reenrich_json_times_carry_their_utc_offset_and_a_run_resumes_from_either_form(
+    db_url: str, workspace, tmp_path: Path
+) -> None:
+    assert invoke(workspace.home, "import", str(rows_file(tmp_path / "p.jsonl", 5)), "--source", "s",
+                  "--visibility", "public", "--mode", "rules").exit_code == 0
+    result = invoke(workspace.home, "reenrich", "--since", "2026-11-01", "--until", "2026-12-01", "--mode", "rules",
+                    "--only", "language", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["since"], summary["until"]) == ("2026-11-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00")
+
+    def interrupted() -> dict:
+        """A run stopped after its first batch of two: its state, as stored."""
+        def stop(_n: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            reenrich(workspace.store, workspace.settings, since=since, since_spec="7d", mode="rules",
+                     only="language", batch_size=2, progress=stop)
+        with workspace.store.connect() as conn:
+            rid, stats = conn.execute(select(runs.c.id, runs.c.stats).where(runs.c.kind == "reenrich")
+                                      .order_by(runs.c.id.desc())).first()
+        return {"id": rid, **json.loads(stats)}
+
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    state = interrupted()
+    assert state["since"] == "2026-11-01T00:00:00+00:00" and state["until"] is None
+    resumed = reenrich(workspace.store, workspace.settings, since=since, since_spec="7d", mode="rules",
+                       only="language", batch_size=2)
+    assert resumed.resumed_after == state["last_id"] and resumed.scanned == 3
+    state = interrupted()  # a run that an older openear stopped: its state's times without their offset
+    with workspace.store.begin() as conn:
+        conn.execute(runs.update().where(runs.c.id == state.pop("id")).values(
+            stats=json.dumps({**state, "since": "2026-11-01T00:00:00"})))
+    resumed = reenrich(workspace.store, workspace.settings, since=since, since_spec="7d", mode="rules",
+                       only="language", batch_size=2)
+    assert resumed.resumed_after == state["last_id"] and resumed.scanned == 3
+    assert resumed.as_dict()["since"] == "2026-11-01T00:00:00+00:00"
 
 
 def test_topics_day_error_names_the_option(home: Path) -> None:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from openear import settings as settings_mod
 from openear.errors import OpenearError
@@ -26,16 +27,65 @@ if TYPE_CHECKING:
     from openear.settings import Settings
     from openear.store import Store
 
+# Piped output (CI logs, files) is not cut at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+class _Cli(TyperGroup):
+    """The root command: a usage error anywhere below it (a missing argument, ``--limit abc``, an unknown command
+    or option) prints one line, ``error: openear import: Missing argument 'file'. Try 'openear import --help'.``,
+    and exits 2 as Click does, instead of Click's usage lines and rich error box. ``--help`` (and a group called
+    without a command) still prints the rich help."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: typer.Context | None = None,
+                     **extra: object) -> typer.Context:
+        with _usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: typer.Context) -> object:
+        with _usage_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    # typer (pinned) vendors Click: its exceptions, not the click package's, are the ones raised
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+    try:
+        yield
+    except NoArgsIsHelpError:  # `openear cases`: the group's help, as before
+        raise
+    except ClickException as exc:
+        message = " ".join(exc.format_message().split())
+        cause = exc.__cause__  # typer's value checks (pydantic) keep the value given: name it
+        given = getattr(cause, "errors", None)
+        if callable(given):
+            try:
+                value = given()[0].get("input")
+            except (IndexError, TypeError, AttributeError):
+                value = None
+            if isinstance(value, str) and repr(value) not in message:
+                head, sep, rest = message.partition(": ")
+                message = f"{head}{sep}{value!r}: {rest[:1].lower()}{rest[1:]}" if sep else f"{message} ({value!r})"
+        if not message.endswith((".", "?", "!")):
+            message += "."
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = f" Try '{ctx.command_path} --help'." if ctx is not None and exc.exit_code == 2 else ""
+        err.print(Text.assemble(("error:", "bold red"), f" {where}{message}{hint}"), highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
     name="openear",
+    cls=_Cli,
     help="Hear what drivers say in public, without watching them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Piped output (CI logs, files) is not cut at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 HomeOption = Annotated[
     Path | None,
@@ -80,6 +130,27 @@ def _errors() -> Iterator[None]:
 _MISSING = re.compile(r'no such (?:table|column): (\S+)|(?:relation|column) "?([^"\s]+)"? does not exist')
 
 
+def _open_store(settings: settings_mod.Settings) -> Store:
+    """The workspace's store, as it is: a SQLite file that does not exist is a one-line error (with how to create
+    one), not a new empty file (which SQLite would make on connecting, and which every command then refuses as
+    having no schema). Only ``openear init``, ``demo`` and ``restore`` create the store."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from openear.errors import ConfigError
+    from openear.store import open_store
+
+    try:
+        url = make_url(settings.database_url)
+    except ArgumentError:
+        url = None  # open_store names the bad URL
+    if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not url.query.get("uri") and not Path(url.database).exists():
+        raise ConfigError(f"no database at {url.database}: run 'openear init' to create this workspace's store "
+                          f"(or 'openear restore FILE' from a backup)")
+    return open_store(settings.database_url)
+
+
 class _Workspace:
     """A command's settings, and its store: opened where the command first asks for it (so that its checks keep
     their order), closed when the command's block ends, however it ends."""
@@ -91,9 +162,7 @@ class _Workspace:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from openear.store import open_store
-
-            self._store = open_store(self.settings.database_url)
+            self._store = _open_store(self.settings)
         return self._store
 
     def close(self) -> None:
@@ -508,9 +577,7 @@ def serve(
 
     with _errors():
         settings = settings_mod.load(_home(ctx, home))
-        from openear.store import open_store
-
-        open_store(settings.database_url).close()
+        _open_store(settings).close()
         console.print(f"Serving openear on [bold]http://{host}:{port}/[/]  (Ctrl+C to stop)")
         run_server(settings, host=host, port=port, workers=workers)
 
@@ -1015,8 +1082,9 @@ def backup_cmd(
     from openear.backup import backup
 
     with _workspace(ctx, home) as ws:
+        store = ws.store  # a missing store is named as such, not created empty by backup's check
         done = backup(ws.settings.database_url, file)
-        audit.log(ws.store, "cli", "backup", target=str(done.path), detail=json.dumps({"posts": done.posts}))
+        audit.log(store, "cli", "backup", target=str(done.path), detail=json.dumps({"posts": done.posts}))
     console.print(f"Backed up {done.posts} posts to {done.path} ({done.kind}, {done.bytes:,} bytes). "
                   "The pseudonym key is not in the backup: keep a copy of it elsewhere.")
 
@@ -1429,7 +1497,7 @@ def cases_status(
 def cases_assign(
     ctx: typer.Context, case_id: int, assignee: str, actor: ActorOption = "cli", home: HomeOption = None
 ) -> None:
-    """Assign a case to a person of the owner team ('-' to clear)."""
+    """Assign a case to a user who works its team: an analyst, an admin or an owner of that team ('-' to clear)."""
     from openear import triage
 
     with _triage_store(ctx, home) as (_s, _c, store), store.begin() as conn:  # type: ignore[attr-defined]

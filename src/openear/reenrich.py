@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
@@ -62,9 +62,17 @@ class ReenrichResult:
             "changed": dict(self.changed),
             "enrichers": self.enrichers,
             "resumed_after": self.resumed_after,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
+            "since": _utc_iso(self.since),
+            "until": _utc_iso(self.until),
         }
+
+
+def _utc_iso(value: datetime | None) -> str | None:
+    """A window's end for JSON: ISO 8601 in UTC with its offset, as every ``--json`` time (the store's are naive
+    UTC)."""
+    if value is None:
+        return None
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
 
 
 def _enrichers(enrichment: Enrichment, only: str) -> list[str]:
@@ -139,8 +147,9 @@ def reenrich(
     if resume is not None:
         last_id, state = resume
         resumed_after = last_id
-        lo = datetime.fromisoformat(state["since"])
-        hi = datetime.fromisoformat(state["until"]) if state.get("until") else None
+        # naive UTC, as the column: a state's times carry their offset (older runs wrote them without)
+        lo = to_naive_utc(datetime.fromisoformat(state["since"]))
+        hi = to_naive_utc(datetime.fromisoformat(state["until"])) if state.get("until") else None
     with store.begin() as conn:
         run_id = int(
             conn.execute(
