@@ -125,8 +125,12 @@ def test_only_triage_roles_change_cases(case_web: Any) -> None:
     assert admin.post(f"/cases/{cid}/status", data={"status": "investigating", "note": "on it"}).status_code == 303
     assert admin.post(f"/cases/{cid}/note", data={"text": "Asked payments"}).status_code == 303
     assert admin.post(f"/cases/{cid}/assign", data={"assignee": "owner", "priority": "high"}).status_code == 303
-    bad = admin.post(f"/cases/{cid}/status", data={"status": "new"})
+    page = f"{str(admin.base_url).rstrip('/')}/cases/{cid}"
+    bad = admin.post(f"/cases/{cid}/status", data={"status": "new"}, headers={"Referer": page})
     assert bad.status_code == 400 and "cannot go from investigating to new" in bad.text
+    assert f'<a href="/cases/{cid}">Back to the form</a>' in bad.text  # the page whose form was refused
+    elsewhere = admin.post(f"/cases/{cid}/status", data={"status": "new"}, headers={"Referer": "https://x.example/a"})
+    assert elsewhere.status_code == 400 and "Back to the form" not in elsewhere.text
     r = admin.post("/cases", data={"post_id": str(case_web.ids["p1"]), "priority": "urgent"})
     assert r.status_code == 303 and r.headers["location"].startswith("/cases/")
     html = admin.get(f"/cases/{cid}").text

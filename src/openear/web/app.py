@@ -11,7 +11,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -140,12 +140,20 @@ def render_error(request: Request, status: int, message: str | None = None) -> R
         return JSONResponse({"error": text}, status_code=status)
     text = message or ERROR_TEXT.get(status, "The request could not be completed.")
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"status": status, "message": text, "user": getattr(request.state, "user", None), "nav": ""},
-        status_code=status,
-    )
+    user = getattr(request.state, "user", None)
+    back = _form_page(request) if user else None
+    context = {"status": status, "message": text, "user": user, "nav": "", "back": back}
+    return templates.TemplateResponse(request, "error.html", context, status_code=status)
+
+
+def _form_page(request: Request) -> str | None:
+    """The page whose form was refused (a POST's same-origin ``Referer``, as a path), to go back and correct it."""
+    if request.method != "POST":
+        return None
+    referer = urlsplit(request.headers.get("referer", ""))
+    if (referer.scheme, referer.netloc) != (request.url.scheme, request.url.netloc) or not referer.path.startswith("/"):
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
 
 
 _WHERE = frozenset({"query", "path", "body", "header", "cookie"})
