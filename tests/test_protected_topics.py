@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openear.guard import COLLECTIVE_ACTION, RESEARCH_PRESS_CONTACT, ProtectedTopicDetector
+from openear.guard import COLLECTIVE_ACTION, RESEARCH_PRESS_CONTACT, Guard, ProtectedTopicDetector
+from openear.models import Post
 from shared_data import shared_path
 
 DETECTOR = ProtectedTopicDetector()
 PROTECTED = {"collective_action", "research_press_contact"}
+# Red-team posts written for these tests: evasions a driver would use (slang for a mass log-off, hashtags, Spanish
+# typos, spaced letters, leetspeak, fullwidth, zero-width and Cyrillic/Greek look-alike letters, emoji) that must be
+# withheld, and ordinary posts sharing their words that must be kept. Escapes in the JSON keep the tricks visible.
+REDTEAM = json.loads((Path(__file__).parent / "fixtures" / "protected_topics_redteam.json").read_text("utf-8"))
 
 
 @pytest.mark.parametrize(
@@ -101,6 +108,32 @@ def test_driver_feedback_dev_set() -> None:
     false_withhold = sum(DETECTOR.detect(i["text"]) is not None for i in ordinary) / len(ordinary)
     assert recall >= 0.9
     assert false_withhold <= 0.05
+
+
+@pytest.mark.parametrize(("text", "topic"), REDTEAM["withhold"], ids=lambda x: ascii(x)[:40])
+def test_redteam_evasions_are_withheld(text: str, topic: str) -> None:
+    post = Post(source="s", external_id="1", platform="reddit", kind="social", visibility="public",
+                created_at=datetime(2026, 11, 1, tzinfo=UTC), text=text, author_id="u1")
+    verdict = Guard(b"k" * 32).check(post, "public")
+    assert verdict.rejection is not None, f"stored: {text!r}"
+    assert (verdict.rejection.action, verdict.rejection.reason) == ("withheld", topic)
+
+
+@pytest.mark.parametrize("text", REDTEAM["keep"], ids=lambda x: ascii(x)[:40])
+def test_redteam_ordinary_posts_sharing_words_are_kept(text: str) -> None:
+    assert DETECTOR.detect(text) is None
+
+
+@pytest.mark.parametrize("text", REDTEAM["keep_news"])
+def test_redteam_news_about_protected_topics_is_kept(text: str) -> None:
+    post = Post(source="s", external_id="1", platform="news", kind="news", visibility="public",
+                created_at=datetime(2026, 11, 1, tzinfo=UTC), text=text)
+    assert Guard(b"k" * 32).check(post, "public").post is not None
+    assert DETECTOR.detect(text) is not None  # the same words from an individual would be withheld
+
+
+def test_redteam_lists_are_large_enough() -> None:
+    assert len(REDTEAM["withhold"]) >= 80 and len(REDTEAM["keep"]) >= 40
 
 
 @given(st.text(max_size=500))

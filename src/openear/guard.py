@@ -94,6 +94,25 @@ def pseudonym(key: bytes, platform: str, author_id: str) -> str:
 # Scrubbing
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Obfuscated e-mails: "john [at] gmail [dot] com", "john(at)gmail(dot)com", "john @ gmail . com", "john@gmail dot com",
+# "john dot smith at gmail dot com". A bare " at " counts only with a spelled-out dot or a mail provider's domain
+# ("prices at walmart.com" is not an address), and the top-level domain must look like one ("home. It" is not).
+_OB_AT = r"\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*"
+_OB_DOT = r"(?:\s*[\[({<]\s*(?i:dot)\s*[\])}>]\s*|\s+(?i:dot)\s+)"
+_ANY_DOT = r"(?:\s*\.\s*|" + _OB_DOT + r")"
+_TLDS = "com|net|org|edu|gov|info|biz|io|co|me|uk|es|us|de|fr|it|nl|ie|mx|ar|cl|co|pe|br|ca|au"
+_TLD = f"(?:{_TLDS}|{_TLDS.upper()})(?![A-Za-z0-9])"
+_LOCAL = r"(?<![\w.+-])[A-Za-z0-9_%+-]+(?:" + _ANY_DOT + r"[A-Za-z0-9_%+-]+)*?"
+_MAIL_PROVIDERS = r"(?i:gmail|googlemail|yahoo|hotmail|outlook|live|icloud|aol|protonmail|proton|gmx|yandex|msn)"
+OBFUSCATED_EMAIL = re.compile(
+    _LOCAL + "(?:"
+    + "(?:" + _OB_AT + r"|\s+@\s+)(?:[A-Za-z0-9-]+" + _ANY_DOT + ")+" + _TLD  # [at], (at), " @ "
+    + r"|@(?:[A-Za-z0-9-]+" + _OB_DOT + ")+" + _TLD  # john@gmail dot com
+    + r"|\s+(?i:at)\s+(?:[A-Za-z0-9-]+" + _OB_DOT + ")+" + _TLD  # john at gmail dot com
+    + r"|\s+(?i:at)\s+" + _MAIL_PROVIDERS + _ANY_DOT + _TLD  # john at gmail.com
+    + ")"
+)
+_OBFUSCATION_HINT = re.compile(r"(?i)dot|[\[({<]\s*at\s*[\])}>]|\s@\s|\sat\s+" + _MAIL_PROVIDERS)
 _SEP = r"[ .\-\u00a0]?"
 PHONE = re.compile(
     "|".join(
@@ -104,32 +123,71 @@ PHONE = re.compile(
             r"(?<![\w$])\(?[2-9]\d{2}\)?" + _SEP + r"[2-9]\d{2}" + _SEP + r"\d{4}(?![\w])",
             # UK: 07700 900123, 020 7946 0958, 0161 496 0000, 01632 960000
             r"(?<![\w$])0\d{2,4}" + _SEP + r"\d{3,4}" + _SEP + r"\d{3,4}(?![\w])",
-            # ES: 612 345 678, 612 34 56 78, 91 123 45 67, 912345678
-            r"(?<![\w$])[6789]\d{2}" + _SEP + r"\d{2,3}" + _SEP + r"\d{2,3}(?:" + _SEP + r"\d{2})?(?![\w])",
+            # ES, nine digits: 612 345 678, 612 34 56 78, 612345678 (not the last 7 digits of an order number)
+            r"(?<![\w$])[6789]\d{2}" + _SEP + r"(?:\d{3}" + _SEP + r"\d{3}|\d{2}" + _SEP + r"\d{2}" + _SEP
+            + r"\d{2})(?![\w])",
             r"(?<![\w$])[89]\d" + _SEP + r"\d{3}" + _SEP + r"\d{2}" + _SEP + r"\d{2}(?![\w])",
         ]
     )
 )
+# A chat link that is a phone number: wa.me/34612345678, api.whatsapp.com/send?phone=34612345678
+WHATSAPP = re.compile(
+    r"(?i)(?:https?://)?(?:wa\.me/|(?:api\.|web\.)?whatsapp\.com/send/?\?(?:[^\s#]*&)?phone=|whatsapp://send/?\?"
+    r"(?:[^\s#]*&)?phone=)(?:\+|%2B)?\d[\d\-]{5,}[^\s<>()\[\]]*"
+)
 _PROFILE_HOSTS = (
-    r"(?:www\.|m\.|mobile\.|old\.|new\.)?"
+    r"(?:www\.|m\.|mobile\.|old\.|new\.|web\.)?"
     r"(?:twitter\.com|x\.com|facebook\.com|fb\.com|instagram\.com|tiktok\.com|linkedin\.com|threads\.net|"
-    r"reddit\.com|bsky\.app|youtube\.com)"
+    r"threads\.com|reddit\.com|bsky\.app|youtube\.com|t\.me|telegram\.me|snapchat\.com|pinterest\.com|twitch\.tv)"
+)
+# First path segments that are not a person: site pages, and the name-free forms of post links.
+_NOT_A_NAME = (
+    r"(?:i|r|p|reel|reels|tv|hashtag|search|explore|home|intent|share|sharer|sharer\.php|groups|watch|comments|"
+    r"status|statuses|events|pages|company|school|jobs|legal|help|about|privacy|settings|login|signup|tag|discover|"
+    r"shorts|playlist|results|embed|feed|joinchat|notifications|messages|compose|tos|photo\.php|story\.php|"
+    r"permalink\.php|video|videos)"
 )
 PROFILE_URL = re.compile(
-    r"(?:https?://)?" + _PROFILE_HOSTS + r"/"
-    r"(?:u/|user/|in/|profile/|@|people/)?"
-    r"(?!(?:i|r|hashtag|search|explore|home|intent|share|sharer|groups|watch|comments|status|statuses)(?:[/?#]|\b))"
-    r"[A-Za-z0-9_.\-:%]+(?:/?(?=[\s)\]>,;!]|$)|(?=[?#]))",
+    r"(?<![\w.\-@])(?:https?://)?(?P<host>" + _PROFILE_HOSTS + r")/"
+    r"(?P<prefix>u/|user/|in/|profile/|@|people/|c/|channel/|add/|s/|stories/)?"
+    r"(?!" + _NOT_A_NAME + r"(?:[/?#]|(?![\w.\-])))"
+    r"(?P<name>[A-Za-z0-9_%\-](?:[A-Za-z0-9_.\-:%]*[A-Za-z0-9_\-%])?)"
+    r"(?P<rest>/[^\s<>()\[\]\"'?#]*)?(?P<query>[?#][^\s<>()\[\]\"']*[^\s<>()\[\]\"'.,;:!?])?",
+    re.IGNORECASE,
 )
-FEDI_PROFILE_URL = re.compile(r"https?://[A-Za-z0-9.-]+\.[a-z]{2,}/@[A-Za-z0-9_.]+(?:@[A-Za-z0-9.-]+)?/?(?![\w/])")
+FEDI_PROFILE_URL = re.compile(
+    r"(?P<host>https?://[A-Za-z0-9.-]+\.[a-z]{2,})/(?P<prefix>@|users/)(?P<name>[A-Za-z0-9_.]*[A-Za-z0-9_])"
+    r"(?:@[A-Za-z0-9.-]+[A-Za-z0-9])?(?P<rest>/[^\s<>()\[\]\"'?#]*)?(?![\w@])"
+)
 HANDLE = re.compile(
     r"(?<![\w.@/])@[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?(?:@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)?"
 )
 FEDI_HANDLE = re.compile(r"(?<![\w.])@[A-Za-z0-9_.]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 U_NAME = re.compile(r"(?<![\w/])/?u/[A-Za-z0-9_-]{2,}")
+_AT_SIGNS = str.maketrans({"\uff20": "@", "\ufe6b": "@"})  # fullwidth and small commercial at
 
 USER = "[user]"
 _DIGIT_RUN = re.compile(r"\d{2}")  # every phone pattern has two digits in a row
+
+
+def _profile_link(m: re.Match[str]) -> str:
+    """A profile link becomes ``[user]``; a link to a post under a profile keeps the post and loses the name."""
+    rest = (m.group("rest") or "").rstrip("/")
+    if not rest or (m.group("name").lower() == "profile.php"):
+        return USER
+    host = m.group("host").lower()
+    status = re.match(r"/status(?:es)?/(\d+)", rest)
+    if status and re.search(r"(?:^|\.)(?:twitter|x)\.com$", host):
+        return f"https://x.com/i/status/{status.group(1)}"
+    post = re.match(r"/(p|reel|tv)/([\w-]+)", rest)
+    if post and host.endswith("instagram.com"):
+        return f"https://www.instagram.com/{post.group(1)}/{post.group(2)}/"
+    return f"https://{host}/{m.group('prefix') or ''}{USER}{rest}"
+
+
+def _fedi_link(m: re.Match[str]) -> str:
+    rest = (m.group("rest") or "").rstrip("/")
+    return f"{m.group('host')}/{m.group('prefix')}{USER}{rest}" if rest else USER
 
 
 @dataclass
@@ -142,20 +200,26 @@ def scrub_text(text: str, names: Iterable[str] = ()) -> ScrubResult:
     """Replace e-mails, phones, profile links, @handles, u/names and the author's own names with placeholders."""
     kinds: list[str] = []
 
-    def sub(pattern: re.Pattern[str], repl: str, kind: str, value: str) -> str:
+    def sub(pattern: re.Pattern[str], repl: Any, kind: str, value: str) -> str:
         new, n = pattern.subn(repl, value)
         if n:
             kinds.extend([kind] * n)
         return new
 
     out = text
+    if "\uff20" in out or "\ufe6b" in out:
+        out = out.translate(_AT_SIGNS)
     # Cheap substring tests decide which patterns can match at all; most posts need none of them.
     if "@" in out:
         out = sub(FEDI_HANDLE, USER, "handle", out)
         out = sub(EMAIL, "[email]", "email", out)
+    if _OBFUSCATION_HINT.search(out):
+        out = sub(OBFUSCATED_EMAIL, "[email]", "email", out)
     if "/" in out:
-        out = sub(PROFILE_URL, USER, "profile_url", out)
-        out = sub(FEDI_PROFILE_URL, USER, "profile_url", out)
+        if "wa.me" in out or "hatsapp" in out:
+            out = sub(WHATSAPP, "[phone]", "phone", out)
+        out = sub(PROFILE_URL, _profile_link, "profile_url", out)
+        out = sub(FEDI_PROFILE_URL, _fedi_link, "profile_url", out)
     if "@" in out:
         out = sub(HANDLE, USER, "handle", out)
     if "u/" in out:
@@ -169,6 +233,9 @@ def scrub_text(text: str, names: Iterable[str] = ()) -> ScrubResult:
             out = sub(re.compile(r"(?<!\w)@?" + re.escape(name) + r"(?!\w)", re.IGNORECASE), USER, "name", out)
             lowered = out.lower()
     return ScrubResult(out, kinds)
+
+
+_SOCIAL_HOST = re.compile(_PROFILE_HOSTS, re.IGNORECASE)
 
 
 def scrub_url(url: str | None, names: Iterable[str] = ()) -> tuple[str | None, list[str]]:
@@ -193,6 +260,14 @@ def scrub_url(url: str | None, names: Iterable[str] = ()) -> tuple[str | None, l
         return None, ["url"]
     elif host.endswith("reddit.com") and segs and segs[0] in ("u", "user"):
         return None, ["url"]
+    elif _SOCIAL_HOST.fullmatch(host.split(":")[0]):
+        if host.endswith("facebook.com") and re.search(r"(?:^|&)(?:id|profile_id|user_id)=", parts.query):
+            return None, ["url"]  # profile.php?id=, permalink.php?story_fbid=...&id=: the author's numeric id
+        if segs and not re.fullmatch(_NOT_A_NAME, segs[0], re.IGNORECASE):
+            if host.endswith("instagram.com") and len(segs) >= 3 and segs[1] in ("p", "reel", "tv"):
+                rewritten = f"https://www.instagram.com/{segs[1]}/{segs[2]}/"
+            else:
+                return None, ["url"]  # a name first (tiktok.com/@name/video/1, facebook.com/name/posts/1)
     elif segs and segs[0].startswith("@"):  # Mastodon and other fediverse: /@user/123
         rewritten = urlunsplit((parts.scheme, parts.netloc, "/statuses/" + "/".join(segs[1:]), "", ""))
     if rewritten is not None:
@@ -203,7 +278,7 @@ def scrub_url(url: str | None, names: Iterable[str] = ()) -> tuple[str | None, l
         n = (n or "").strip().lstrip("@").lower()
         if len(n) >= 3 and n in lowered and re.search(r"(?<![a-z0-9])" + re.escape(n) + r"(?![a-z0-9])", lowered):
             return None, ["url"]
-    if PROFILE_URL.fullmatch(url) or EMAIL.search(url):
+    if PROFILE_URL.fullmatch(url) or FEDI_PROFILE_URL.fullmatch(url) or EMAIL.search(url):
         return None, ["url"]
     return url, []
 
@@ -222,7 +297,9 @@ COLLECTIVE_ACTION = [
     "labour union*", "trade union*", "sindica*", "syndicat*", "afiliacion sindical",
     "labor organiz*", "labour organis*", "organiz* a union", "organis* a union", "organizing drivers",
     "organizing workers", "organising drivers", "organising workers", "organiz* ourselves", "organis* ourselves",
-    "get organized", "get organised", "self organi*", "organizer*", "organiser*", "organizarnos", "organicemos",
+    "get organized", "get organised", "self organi*", "let's organi*", "lets organi*", "let's all organi*",
+    "time to organi*", "we need to organi*", "we should organi*", "we have to organi*", "we must organi*",
+    "organizer*", "organiser*", "organizarnos", "organicemos",
     "organizarse", "organizaron", "organizacion sindical", "organizacion de repartidores",
     "organizacion de trabajadores", "nos organiz*", "nos coordin*", "coordinarnos", "coordinarse",
     "collective action", "accion colectiva", "acciones colectivas", "collective bargaining", "bargaining",
@@ -234,17 +311,20 @@ COLLECTIVE_ACTION = [
     "asociacion de repartidores", "asociacion de riders", "cooperativa*", "co op", "worker coop*",
     "platform coop*",
     # strikes, walkouts, stoppages
-    "strike", "strikes", "striking", "striker*", "on strike", "go on strike", "huelga*", "huelguista*",
+    "strike", "strikes", "striking", "striker*", "on strike", "go on strike", "huelg*", "huelguista*",
+    "huleg*", "huega", "uelga", "guelga",  # typos and spaced-out variants of "huelga"
     "un paro", "paros", "paro de", "paro nacional", "paro general", "paro indefinido", "paro total",
     "jornada de paro", "paron", "work stoppage*", "stoppage*", "stop work", "walkout*", "walk out", "walk outs",
     "walked out", "walking out", "sickout*", "sick out", "call out sick", "calling out sick", "mass call out",
     "log off together", "logging off together", "log off day", "mass log off", "mass logoff", "desconexion masiva",
     "apagon digital", "apagon de apps", "tumbar la app", "refuse to deliver", "refuse to work",
     "refusing to deliver", "refusing to work", "negarse a repartir", "nos negamos", "se niegan a repartir",
-    "dejar de trabajar todos", "dejamos de trabajar",
+    "dejar de trabajar todos", "dejamos de trabajar", "nos plantamos", "plantemonos", "planton*",
+    "paro de brazos caidos", "hacemos paro", "hagamos paro", "hacer paro", "hacemos un paro", "hagamos un paro",
+    "go dark", "going dark", "go offline together", "stay offline", "delete day",
     # protests, rallies, petitions, boycotts
     "protest*", "protesta*", "manifestacion*", "manifestar*", "manifestad*", "manifestaron", "manifestamos",
-    "manifestantes", "se manifiest*", "concentracion*", "concentraron", "movilizacion*", "movilizar*",
+    "manifestantes", "se manifiest*", "manifa*", "concentracion*", "concentraron", "movilizacion*", "movilizar*",
     "movilizad*", "rally", "rallies", "rallied", "rallying", "demonstration*", "demonstrator*", "march on",
     "marched", "marching", "una marcha", "marcha de protesta", "picket*", "piquete*", "chant*", "corear*",
     "corearon", "coreaban", "coreando", "pancarta*", "placard*", "petition*", "peticion*", "change org",
@@ -266,12 +346,16 @@ COLLECTIVE_ACTION = [
 RESEARCH_PRESS_CONTACT = [
     # researchers, students, studies, surveys
     "researcher*", "research project*", "research study", "research team", "this research", "our research",
-    "my research", "academic research", "secondary research", "investigador*", "investigacion academica",
+    "my research", "academic research", "secondary research", "a project on", "a project about",
+    "project on delivery", "investigacion sobre", "investigador*", "investigacion academica",
     "proyecto de investigacion", "academic*", "academico*", "phd", "doctoral", "doctorado", "doctorand*",
     "dissertation*", "thesis", "tesis", "tfg", "tfm", "trabajo de fin de", "ethnograph*", "etnograf*",
     "sociolog*", "anthropolog*", "antropolog*", "professor*", "catedratic*", "university of", "universidad de",
     "student research*", "student project", "student journalist*", "graduate student*", "grad student*",
-    "phd student*", "university student*", "estudiante* de doctorado", "estudiante* de periodismo",
+    "phd student*", "university student*", "masters student*", "master's student*", "msc student*",
+    "uni study", "uni project", "university study", "college study", "estudio de la universidad",
+    "estudio de la uni", "estudio universitario", "trabajo de la uni", "trabajo para la uni",
+    "trabajo de la universidad", "trabajo para la universidad", "estudiante* de doctorado", "estudiante* de periodismo",
     "estudiante* de master", "survey*", "encuesta*", "questionnaire*", "cuestionario*", "focus group*",
     "grupo focal", "grupos focales", "participant observation", "study participant*", "research participant*",
     "participate in this research", "participate in a study", "participate in our study",
@@ -287,6 +371,9 @@ RESEARCH_PRESS_CONTACT = [
     "interview with a", "interview an", "interview drivers", "interview couriers", "interview riders",
     "said in an interview", "entrevistad*", "entrevistamos", "entrevistar a", "entrevista a", "entrevistas a",
     "en una entrevista", "en entrevista con", "una entrevista con", "concedio una entrevista",
+    "me entrevist*", "nos entrevist*", "me hicieron una entrevista", "me hizo una entrevista",
+    "nos hicieron una entrevista", "di una entrevista", "dar una entrevista", "gave an interview",
+    "writer at", "writer for", "writer from", "para la tele", "en la tele",
     "writing a story", "writing an article", "writing a piece", "escribiendo un articulo",
     "escribiendo un reportaje", "your article", "your recent article", "your story", "your piece",
     "your reporting", "tu articulo", "su articulo", "tu reportaje", "su reportaje", "write in with",
@@ -301,6 +388,13 @@ RESEARCH_PRESS_CONTACT = [
     "hablado con algunos", "ha querido acompanar", "on the news", "en las noticias", "our podcast",
     "podcast host*", "podcast interview*", "for a podcast", "para un podcast", "camera crew", "tv crew",
     "equipo de television", "televis*", "cbc", "bbc", "nbc", "cnn", "cadena ser", "la ser",
+    # someone from an outlet ("someone from ProPublica", "un chico de eldiario.es"); a bare outlet name is not contact
+    *[f"{by} {outlet}" for by in ("from", "from the", "at", "at the", "for", "for the", "with", "with the")
+      for outlet in ("guardian", "new york times", "nyt", "washington post", "wall street journal", "propublica",
+                     "vice", "the verge", "bloomberg", "reuters", "bbc news")],
+    *[f"{by} {outlet}" for by in ("de", "del", "de el", "de la", "en", "en el", "en la")
+      for outlet in ("eldiario", "el diario", "el confidencial", "sexta", "antena 3", "telecinco", "rtve",
+                     "tve")],
 ]
 
 # Crowds of workers acting together ("cientos de repartidores", "más de 20 mensajeros", "hundreds of drivers").
@@ -310,28 +404,168 @@ _CROWD = (
     r" (?:repartidores|riders|mensajeros|domiciliarios|trabajadores|drivers|couriers|workers)(?![a-z0-9])"
 )
 
+# Coordinated refusal in drivers' own words: a mass log-off needs no word like "strike". Three shapes:
+# a collective subject and a switch-off ("everyone go dark", "let's all log off", "nadie acepta pedidos"),
+# a plural first person or imperative ("apagamos la app", "no cogemos pedidos", "apagad la app"), and a bare
+# imperative at the start of a sentence with a time ("Shut the app off at 5", "Don't take any orders Friday").
+_OFF = (
+    r"(?:log(?:ging)? ?(?:off|out)|go(?:ing)? (?:dark|offline)|stay(?:ing)? (?:offline|off|home|logged off)"
+    r"|(?:turn|shut|switch)(?:ing)? (?:(?:it|them|the apps?|your apps?|our apps?) )?(?:off|down)"
+    r"(?: (?:the|your|our) apps?)?|pause(?: (?:the|your|our) apps?)?|sit(?:ting)? (?:out|it out)"
+    r"|declin(?:e|ing)(?: (?:everything|all|every))?|reject(?:ing)? (?:everything|all|every)"
+    r"|(?:don'?t|do not|stop) (?:accept|take|work|drive|log|dash|deliver)\w*)"
+)
+_TIME = (
+    r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|tomorrow|tonight|noon|midnight"
+    r"|(?:at|from|between|until|till) \d|\d ?(?:am|pm)|(?:the|this|next) \d+(?:st|nd|rd|th)?)"
+)
+_REFUSAL = (
+    r"(?<![a-z0-9'])(?:"
+    r"(?:everyone|everybody|all of us|all of you|all drivers|all dashers|all riders|every driver|every dasher"
+    r"|we all|let'?s all|lets all|y'?all|ya'?ll|you all) (?:\w+ )?" + _OFF +
+    r"|(?:nobody|no one|noone|no drivers?|no dashers?|no riders?|not one driver|zero drivers) (?:please )?"
+    r"(?:accept|take|work|drive|deliver|dash|log ?on|log in|go online|sign in|pick up|grab)(?![a-z])"
+    r"|" + _OFF + r" (?:\w+ ){0,3}(?:together|at the same time|as one|in solidarity|with us)(?![a-z])"
+    r"|(?:^|(?<=[.!?:;\n]) *|(?<=[.!?:;\n]))" + _OFF + r"(?: [^.!?\n]*?)??(?<![a-z])" + _TIME +
+    r"|nadie (?:se )?(?:acept|coge|coja|cogemos|conect|trabaj|repart|sale |salga|curr|enciend|pill|encend)"
+    r"|(?:no )?(?:apagamos|apaguemos|apagad|desconectamos|desconectemos|desconectaos|nos desconectamos"
+    r"|nos desconectemos)(?![a-z])"
+    r"|no (?:nos )?(?:aceptamos|aceptemos|aceptes|cogemos|cojamos|cojais|conectamos|conectemos|trabajamos"
+    r"|trabajemos|repartimos|repartamos|salimos|salgamos|curramos|curremos)(?![a-z])"
+    r"|(?:paro|huelga|apagon|desconexion) (?:el |este |esta |del |los |las |de |a las )?"
+    r"(?:lunes|martes|miercoles|jueves|viernes|sabado|domingo|finde|fin de semana|manana|dia \d|\d+ de)"
+    r")"
+)
+
+# Uses of protected words in another sense, cut out before matching (only these spans: any other cue in the
+# post still counts). Narrow on purpose: "drivers went on strike" must never look like "my app went on strike".
+_BENIGN_HINT = re.compile(r"stri|huelg|union")
+_BENIGN = re.compile(
+    r"(?<![a-z])(?:strike prices?|lightning strikes?|bowl(?:ed|ing)? (?:a )?strikes?|strikes? (?:out|through)"
+    r"|(?:a|another|one|two|three|first|second|third|final) strikes? on (?:my|your|his|her|their) (?:account|record)"
+    r"|(?:my|the|this) (?:app|apps|phone|car|van|gps|scanner|battery|printer|tablet|back|knees?|legs?|body|brain"
+    r"|wifi|internet) (?:just |has |finally |officially |decided to )?(?:went|is|goes|gone|has gone|go|going) "
+    r"on strike"
+    r"|(?:la|mi|el) (?:app|aplicacion|movil|telefono|coche|moto|gps|bateria|espalda|cuerpo) (?:se ha puesto"
+    r"|esta|se puso|se declaro|se ha declarado) en huelga"
+    r"|union of (?:two|2|both|three|3|the two) |drone strikes?|air ?strikes?)"
+)
+
+# Obfuscation, undone before a second look: invisible characters, Cyrillic and Greek letters that look Latin,
+# CamelCase hashtags, spaced-out letters ("s t r i k e", "u.n.i.o.n"), digits and symbols for letters
+# ("str1ke", "$trike", "b0yc0tt") and stretched letters ("striiiike"). Fullwidth and styled letters are already
+# undone by ``fold`` (NFKD).
+_INVISIBLE = {cp: None for cp in [0x00AD, 0x034F, 0x061C, 0x180E, 0xFEFF, *range(0x200B, 0x2010),
+                                 *range(0x202A, 0x202F), *range(0x2060, 0x2070), *range(0xFE00, 0xFE10)]}
+_CONFUSABLE = str.maketrans(
+    "аеорсуххіјѕԁһԛԝАВЕКМНОРСТХУІЈЅαβεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxxijsdhqwABEKMHOPCTXYIJSabeikvoptuxABEZHIKMNOPTYX",
+)
+_UNMASK = str.maketrans({"_": None, **_INVISIBLE})
+_MASKING = re.compile("[" + "".join(map(chr, _INVISIBLE)) + "\u0370-\u03ff\u0400-\u052f]")
+_LEET = str.maketrans("013457@$!|", "oieastasii")
+_HASHTAG = re.compile(r"#(\w+)")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_HASHTAG_ROOT = re.compile(
+    r"^(?:delete|boycott|boicot|logoff|godark|huelg|paro)|huelg|(?<!drone)(?<!air)strike|unioni[sz]|sindica"
+    r"|boycott|boicot|logoff|godark|walkout|protest|petition|picket|manifa|movilizacion|desconexion|apagon"
+    r"|(?:drivers|riders|workers|dashers|couriers|repartidores)(?:unite|unidos|enlucha|xderechos)"
+    r"|collectivebargaining|classaction|union$"
+)
+_SPACED = re.compile(r"(?<![^\W_])[^\W_](?:[ .\-_*\u00b7]{1,2}[^\W_](?![^\W_])){2,}")
+_SPACED_SEP = re.compile(r"[ .\-_*\u00b7]")
+_LEET_WORD = re.compile(r"(?<![\w@$!|])\$?[a-z0-9]+(?:[!|@$]+[a-z0-9]+)*")
+_LEET_HINT = re.compile(r"[a-z][0-9!|@$]+[a-z]|(?<![\w$])\$[a-z]")  # not "4pm", "2nd", "@user"
+# One cheap first test for all three (most posts have none): stretched letter, digit or symbol after a letter or
+# "$" before one, and a one-letter word followed by a separator and another letter.
+_TRICK_GATE = re.compile(
+    r"([a-z])\1\1|[0-9!|@$](?<=[a-z][0-9!|@$])|\$[a-z]"
+    r"|[ .\-_*\u00b7](?<=(?<![^\W_])[^\W_][ .\-_*\u00b7])[^\W_][ .\-_*\u00b7]"
+)
+_STRETCH = re.compile(r"([a-z])\1{2,}")
+_FIST = ("\u270a", "\U0001faa7")  # raised fist, placard
+_WORKERS = re.compile(
+    r"(?<![a-z])(?:drivers|riders|couriers|dashers|shoppers|repartidores|trabajadores|workers|companeros|compas"
+    r"|flexers|mensajeros)(?![a-z])"
+)
+
+
+def _unspace(m: re.Match[str]) -> str:
+    """``"s t r i k e"`` -> ``"strike"``; a leading one-letter word is also kept apart (``"a j o b"``)."""
+    run = m.group()
+    joined = _SPACED_SEP.sub("", run)
+    return f"{run[0]} {joined[1:]} {joined}" if run[0] in "aeiouy" else joined
+
+
+def _deleet(m: re.Match[str]) -> str:
+    word = m.group()
+    return word.translate(_LEET) if _LEET_HINT.search(word) else word
+
+
+def unmask(text: str, folded: str | None = None) -> str:
+    """``text`` folded with common obfuscations undone (see above; hashtags apart, :func:`hashtag_words`), for a
+    second look by the detector; ``folded`` is ``fold(text)`` when the caller has it already."""
+    if not text.isascii() and _MASKING.search(text):
+        folded = fold(text.translate(_UNMASK).translate(_CONFUSABLE))
+    out = fold(text) if folded is None else folded
+    if not _TRICK_GATE.search(out):
+        return out
+    out = _SPACED.sub(_unspace, out)
+    if _LEET_HINT.search(out):
+        out = _LEET_WORD.sub(_deleet, out)
+    return _STRETCH.sub(r"\1", out)
+
+
+def hashtag_words(text: str) -> str:
+    """The CamelCase hashtags of ``text`` as words (``#MassLogOff`` -> ``"mass log off"``), one per line."""
+    return fold("\n".join(_CAMEL.sub(" ", tag) for tag in _HASHTAG.findall(text) if _CAMEL.search(tag)))
+
 
 class ProtectedTopicDetector:
     """Flags text about collective action or contact with researchers and journalists (English and Spanish).
 
     Tuned for recall: a false positive withholds one harmless post; a false negative stores what must not be.
+    Text is matched as written (folded) and, when they differ, again with obfuscations undone (:func:`unmask`);
+    hashtags are also read as words and searched for protected roots (``#driversunite``, ``#DeleteUber``).
     """
 
     name = "protected-topics"
-    version = "1"
+    version = "2"
 
     def __init__(self) -> None:
         self._topics = ("collective_action", "research_press_contact")
         self._matcher = TermMatcher(
             [(t, 0) for t in COLLECTIVE_ACTION] + [(t, 1) for t in RESEARCH_PRESS_CONTACT]
         )
-        self._crowd = re.compile(_CROWD)
+        self._crowd = re.compile(_CROWD + "|" + _REFUSAL)
+        self._hashtag_matcher = TermMatcher(
+            [(t, 0) for t in COLLECTIVE_ACTION if " " in t] + [(t, 1) for t in RESEARCH_PRESS_CONTACT if " " in t]
+        )
+
+    def _find(self, folded: str) -> set[int]:
+        if _BENIGN_HINT.search(folded):
+            folded = _BENIGN.sub(" ", folded)
+        found = {target for target, _ in self._matcher.find(folded)}
+        if 0 not in found and self._crowd.search(folded):
+            found.add(0)
+        return found
 
     def detect(self, text: str) -> str | None:
         """The protected topic the text is about, or ``None``."""
         folded = fold(text)
-        found = {target for target, _ in self._matcher.find(folded)}
-        if 0 in found or self._crowd.search(folded):
+        found = self._find(folded)
+        if 0 not in found:
+            unmasked = unmask(text, folded)
+            if unmasked != folded:
+                found |= self._find(unmasked)
+            if "#" in text:
+                if any(_HASHTAG_ROOT.search(tag) for tag in _HASHTAG.findall(folded)):
+                    found.add(0)
+                else:  # CamelCase hashtags as words, for phrases ("#MassLogOff"); bare words stay out ("#UniteBlue")
+                    found |= {t for t, _ in self._hashtag_matcher.find(hashtag_words(text))}
+            if any(f in text for f in _FIST) and (_FIST[1] in text or _WORKERS.search(unmasked)):
+                found.add(0)
+        if 0 in found:
             return self._topics[0]
         if 1 in found:
             return self._topics[1]
