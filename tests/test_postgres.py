@@ -73,10 +73,12 @@ def test_retention_purge_with_a_frozen_clock(db_url: str) -> None:
     assert store.count() == 4 and index_entries(store) == 4 and search_ids(store, "station") == ["old-1", "old-2"]
 
     before = FROZEN_NOW - timedelta(days=180)  # retention 180 days, by the frozen clock
-    assert store.purge(before, dry_run=True) == {"posts": 2, "guard_digests": 1}
+    posts_only = ("posts", "guard_digests", "clusters")  # derived data: tests/test_retention_derived.py
+    assert {k: v for k, v in store.purge(before, dry_run=True).items() if k in posts_only} == {
+        "posts": 2, "guard_digests": 1}
     assert store.count() == 4
     done = store.purge(before)
-    assert done == {"posts": 2, "guard_digests": 1, "clusters": 1}
+    assert {k: v for k, v in done.items() if k in posts_only} == {"posts": 2, "guard_digests": 1, "clusters": 1}
     assert store.count() == 2 and index_entries(store) == 2  # "edge" sits exactly on the limit: kept
     assert search_ids(store, "station") == [] and search_ids(store, "tips") == ["edge", "new-1"]
     with store.connect() as conn:
@@ -85,7 +87,8 @@ def test_retention_purge_with_a_frozen_clock(db_url: str) -> None:
         assert conn.execute(select(func.count()).select_from(guard_seen)).scalar_one() == 0
         referenced = set(conn.execute(select(clusters.c.representative_post_id)).scalars())
         assert referenced <= live  # no cluster points at a purged post
-    assert store.purge(before) == {"posts": 0, "guard_digests": 0, "clusters": 0}  # idempotent
+    again = store.purge(before)
+    assert {k: v for k, v in again.items() if k in posts_only} == {"posts": 0, "guard_digests": 0, "clusters": 0}
     store.close()
 
 

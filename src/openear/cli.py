@@ -623,23 +623,20 @@ def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Delete posts older than the retention limit (retention_days in openear.toml, default 180)."""
+    """Delete posts older than the retention limit (retention_days in openear.toml, default 180) and what was
+    derived from them: archived reports, closed cases, alerts no longer open, topics, deliveries."""
     from datetime import UTC, datetime
 
-    from openear import audit
     from openear.pipeline import retention_of
+    from openear.retention import describe, purge_expired
 
     with _workspace(ctx, home) as ws:
-        store = ws.store
-        retention = retention_of(ws.settings, store)  # the admin Settings page's value wins, as at ingest
+        retention = retention_of(ws.settings, ws.store)  # the admin Settings page's value wins, as at ingest
         before = datetime.now(UTC) - retention
-        done = store.purge(before, dry_run=dry_run)
-        if not dry_run:
-            with store.begin() as conn:
-                audit.record(conn, "cli", "purge", target=f"before {before:%Y-%m-%d}", detail=json.dumps(done))
+        done = purge_expired(ws.store, ws.settings.home, before, dry_run=dry_run, actor="cli")
     verb = "Would delete" if dry_run else "Deleted"
     console.print(f"{verb} {done['posts']} posts created before {before:%Y-%m-%d} "
-                  f"(retention {retention.days} days).")
+                  f"(retention {retention.days} days). {describe(done, dry_run=dry_run)}")
 
 
 # a query may start with "-" (exclude a word): an unknown option-like word is the query, not an error

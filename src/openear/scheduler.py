@@ -12,7 +12,6 @@ Mondays at 01:30 UTC and the retention purge at 03:00 UTC. Each job's last run i
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -27,6 +26,7 @@ from markupsafe import Markup
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from openear import charts, reports
+from openear.retention import archive_dir
 from openear.store import queries
 from openear.store.queries import Period
 from openear.store.schema import alerts as alerts_table
@@ -76,10 +76,6 @@ def due_period(kind: str, now: datetime) -> Period:
         monday = today - timedelta(days=today.weekday())
         return Period(monday - timedelta(days=7), monday)
     raise ValueError(f"report kind: {kind!r}: expected daily or weekly")
-
-
-def archive_dir(home: Path) -> Path:
-    return home / "reports" / "archive"
 
 
 def _slug(name: str) -> str:
@@ -435,15 +431,13 @@ def _topics(ctx: JobContext, now: datetime) -> str:
 
 
 def _purge(ctx: JobContext, now: datetime) -> str:
-    from openear import audit
     from openear.pipeline import retention_of  # the admin Settings page's value wins, as at ingest
+    from openear.retention import describe, purge_expired
 
     days = retention_of(ctx.settings, ctx.store).days
     before = _naive(now) - timedelta(days=days)
-    done = ctx.store.purge(before)
-    with ctx.store.begin() as conn:
-        audit.record(conn, "scheduler", "purge", target=f"before {before:%Y-%m-%d}", detail=json.dumps(done))
-    return f"purged {done['posts']} posts older than {days} days"
+    done = purge_expired(ctx.store, ctx.settings.home, before, actor="scheduler")
+    return f"purged {done['posts']} posts older than {days} days. {describe(done)}"
 
 
 JOBS: tuple[Job, ...] = (

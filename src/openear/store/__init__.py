@@ -21,7 +21,24 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from openear.errors import ConfigError
 from openear.models import EnrichedPost, GuardedPost, Rejection, RunStats
 from openear.store import schema
-from openear.store.schema import clusters, cursors, guard_counts, guard_seen, labels, posts, runs, sources
+from openear.store.schema import (
+    alerts,
+    case_clusters,
+    case_events,
+    case_posts,
+    cases,
+    clusters,
+    cursors,
+    deliveries,
+    guard_counts,
+    guard_seen,
+    labels,
+    posts,
+    report_archive,
+    runs,
+    sources,
+    topics,
+)
 
 __all__ = ["BatchResult", "Store", "open_store", "utcnow"]
 
@@ -270,11 +287,19 @@ class Store:
             for key, src, ext, mh in conn.execute(q):
                 yield key, f"{src}\x1f{ext}", bytes(mh)
 
-    def purge(self, before: datetime, *, dry_run: bool = False) -> dict[str, int]:
-        """Delete posts created before ``before`` with their labels, index entries and emptied clusters.
+    def purge(self, before: datetime, *, dry_run: bool = False) -> dict[str, Any]:
+        """Delete posts created before ``before`` with their labels, index entries and emptied clusters, and what
+        was derived from posts of then (guardrail 6).
 
-        Also forgets the guard's item digests from before then. Aggregate guard counts are kept: they name no
-        post. Returns what was (or, with ``dry_run``, would be) deleted.
+        Also forgets the guard's item digests from before then. Aggregate guard counts, the per-day rollups and the
+        audit log are kept: they name no post. Derived data that quotes or points at posts goes too: archived
+        reports whose period ended by then (rows only: their paths, relative to the archive folder, are returned as
+        ``report_paths`` for the caller to delete the files, the store knows no files), cases closed (resolved or
+        dismissed) before then with their events and links, alerts on buckets that started before then and are no
+        longer open, topics of days before then, and deliveries made before then or about a deleted case, alert or
+        report. Open cases and open alerts are work in progress: kept whatever their age, and those from before
+        then counted as ``open_cases_kept`` and ``open_alerts_kept``. Returns what was (or, with ``dry_run``, would
+        be) deleted; a dry run does not count the clusters.
         """
         cutoff = to_naive_utc(before)
         day = cutoff.strftime("%Y-%m-%d")
@@ -292,8 +317,9 @@ class Store:
                     .distinct()
                 ).scalars()
             )
+            derived = _purge_derived(conn, cutoff, day, dry_run=dry_run)
             if dry_run:
-                return {"posts": int(n_posts), "guard_digests": int(n_seen)}
+                return {"posts": int(n_posts), "guard_digests": int(n_seen), **derived}
             old_ids = select(posts.c.id).where(posts.c.created_at < cutoff).scalar_subquery()
             conn.execute(labels.delete().where(labels.c.post_id.in_(old_ids)))
             conn.execute(posts.delete().where(posts.c.created_at < cutoff))
@@ -302,7 +328,7 @@ class Store:
                 _refresh_clusters(raw, touched)
             live = select(posts.c.cluster_id).where(posts.c.cluster_id.is_not(None)).distinct()
             n_clusters = conn.execute(clusters.delete().where(clusters.c.id.not_in(live))).rowcount
-        return {"posts": int(n_posts), "guard_digests": int(n_seen), "clusters": int(n_clusters)}
+        return {"posts": int(n_posts), "guard_digests": int(n_seen), "clusters": int(n_clusters), **derived}
 
     def count(self, table: str = "posts") -> int:
         with self.connect() as conn:
@@ -652,6 +678,62 @@ def _add_guard_counts(raw: _Raw, counts: dict[tuple[str, str, str, str], int]) -
     arrays = ", ".join(raw.pg_array(guard_counts.c[c]) for c in ("source", "day", "action", "reason", "n"))
     raw.run(f"INSERT INTO guard_counts (source, day, action, reason, n) SELECT * FROM unnest({arrays}) {upsert}",
             [list(col) for col in zip(*rows, strict=True)])
+
+
+CLOSED_CASE_STATUSES = ("resolved", "dismissed")  # triage's statuses other than its OPEN_STATUSES
+
+
+def _count(conn: Connection, table: Any, *where: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def _purge_derived(conn: Connection, cutoff: datetime, day: str, *, dry_run: bool) -> dict[str, Any]:
+    """The purge of what was derived from posts created before ``cutoff`` (see :meth:`Store.purge`), inside
+    ``conn``'s transaction. Case links and events are deleted here, not left to the foreign keys' cascade."""
+    # a period is [since, until): one that ends by the cutoff holds no post the purge keeps
+    reports = conn.execute(
+        select(report_archive.c.id, report_archive.c.path).where(report_archive.c.period_until <= cutoff)
+    ).all()
+    case_ids = list(conn.execute(
+        select(cases.c.id).where(cases.c.status.in_(CLOSED_CASE_STATUSES), cases.c.closed_at < cutoff)
+    ).scalars())
+    alert_ids = list(conn.execute(
+        select(alerts.c.id).where(alerts.c.bucket_start < cutoff, alerts.c.status != "open")
+    ).scalars())
+    refs = ([f"report:{i}" for i, _ in reports] + [f"case:{i}" for i in case_ids]
+            + [f"alert:{i}" for i in alert_ids])
+    old_deliveries = deliveries.c.at < cutoff
+    done: dict[str, Any] = {
+        "reports": len(reports),
+        "cases": len(case_ids),
+        "case_events": sum(_count(conn, case_events, case_events.c.case_id.in_(chunk))
+                           for chunk in _chunks(case_ids, 500)),
+        "alerts": len(alert_ids),
+        "topics": _count(conn, topics, topics.c.day < day),
+        "deliveries": _count(conn, deliveries, old_deliveries) + sum(
+            _count(conn, deliveries, ~old_deliveries, deliveries.c.ref.in_(chunk)) for chunk in _chunks(refs, 500)
+        ),
+        "open_cases_kept": _count(conn, cases, cases.c.status.not_in(CLOSED_CASE_STATUSES),
+                                  cases.c.created_at < cutoff),
+        "open_alerts_kept": _count(conn, alerts, alerts.c.status == "open", alerts.c.bucket_start < cutoff),
+        "report_paths": sorted(str(path) for _, path in reports),
+    }
+    if dry_run:
+        return done
+    for chunk in _chunks(case_ids, 500):
+        for link in (case_events, case_posts, case_clusters):
+            conn.execute(link.delete().where(link.c.case_id.in_(chunk)))
+        conn.execute(update(alerts).where(alerts.c.case_id.in_(chunk)).values(case_id=None))
+        conn.execute(cases.delete().where(cases.c.id.in_(chunk)))
+    for chunk in _chunks(alert_ids, 500):
+        conn.execute(alerts.delete().where(alerts.c.id.in_(chunk)))
+    for chunk in _chunks([i for i, _ in reports], 500):
+        conn.execute(report_archive.delete().where(report_archive.c.id.in_(chunk)))
+    conn.execute(topics.delete().where(topics.c.day < day))
+    conn.execute(deliveries.delete().where(old_deliveries))
+    for chunk in _chunks(refs, 500):
+        conn.execute(deliveries.delete().where(deliveries.c.ref.in_(chunk)))
+    return done
 
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
