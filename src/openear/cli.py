@@ -1410,13 +1410,16 @@ def cases_list(
     home: HomeOption = None,
 ) -> None:
     """List cases, newest first."""
-    from openear import triage
+    from openear import audit, triage
 
     if status is not None and status not in (*triage.STATUSES, "open"):
         _fail(f"--status: must be one of {', '.join(triage.STATUSES)} or open, not {status!r}")
-    with _triage_store(ctx, home) as (_s, _c, store), store.connect() as conn:  # type: ignore[attr-defined]
-        wanted = triage.OPEN_STATUSES if status == "open" else status
-        rows = triage.list_cases(conn, status=wanted, team=team)
+    with _triage_store(ctx, home) as (_s, _c, store):
+        with store.connect() as conn:  # type: ignore[attr-defined]
+            wanted = triage.OPEN_STATUSES if status == "open" else status
+            rows = triage.list_cases(conn, status=wanted, team=team)
+        # titles are often a post's opening words: audited as the cases board is (guardrail 7)
+        audit.log(store, "cli", "cases.list", "cases", {"status": status, "team": team, "results": len(rows)})
     if as_json:
         print(json.dumps(_jsonable(rows), ensure_ascii=False))
         return
@@ -1543,12 +1546,14 @@ def alerts_list(
     home: HomeOption = None,
 ) -> None:
     """List spike alerts, newest first."""
-    from openear import alerts
+    from openear import alerts, audit
 
     if status is not None and status not in alerts.STATUSES:
         _fail(f"--status: must be one of {', '.join(alerts.STATUSES)}, not {status!r}")
-    with _triage_store(ctx, home) as (_s, _c, store), store.connect() as conn:  # type: ignore[attr-defined]
-        rows = alerts.list_alerts(conn, status=status)
+    with _triage_store(ctx, home) as (_s, _c, store):
+        with store.connect() as conn:  # type: ignore[attr-defined]
+            rows = alerts.list_alerts(conn, status=status)
+        audit.log(store, "cli", "alerts.view", "alerts", {"status": status, "results": len(rows)})  # terms, posts
     if as_json:
         print(json.dumps(_jsonable(rows), ensure_ascii=False))
         return
@@ -1565,10 +1570,11 @@ def alerts_list(
 @alerts_app.command("detect")
 def alerts_detect(ctx: typer.Context, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Look for spikes now (without opening cases or notifying: 'openear cases sync' does both)."""
-    from openear import alerts
+    from openear import alerts, audit
 
-    with _triage_store(ctx, home) as (_s, cfg, store), store.begin() as conn:  # type: ignore[attr-defined]
+    with _triage_store(ctx, home) as (_s, cfg, store), audit.transaction(store) as conn:  # type: ignore[arg-type]
         found = alerts.detect(conn, cfg.alerts)  # type: ignore[attr-defined]
+        audit.record(conn, "cli", "alerts.view", "alerts", {"detected": len(found)})  # --json: terms and posts
     if as_json:
         print(json.dumps(_jsonable(found), ensure_ascii=False))
     else:

@@ -451,13 +451,15 @@ def get_alert(request: Request, alert_id: Id, user: User = Depends(requires("ale
 
 @router.patch("/alerts/{alert_id}", response_model=AlertOut, responses=_NOT_FOUND)
 def patch_alert(request: Request, alert_id: Id, body: AlertPatch, user: User = Depends(requires("cases.write"))) -> Any:
-    """Acknowledge, close or reopen a spike alert (audited)."""
+    """Acknowledge, close or reopen a spike alert (audited; one that changes nothing as a view, alert.view)."""
     cfg = triage_config(request)
     try:
         with audit.transaction(_store(request)) as conn:
             a = visible_alert(conn, cfg, user, alert_id)
             if a["status"] != body.status:
                 alerts_mod.acknowledge(conn, alert_id, actor=user.username, status=body.status)
+            else:  # nothing changed, and the answer shows the alert as GET does: audited as that view
+                audit.record(conn, user.username, "alert.view", f"alert:{alert_id}")
             out = _alert_out(conn, user, visible_alert(conn, cfg, user, alert_id), can(user, "posts.read"))
     except Hidden:
         raise HTTPException(404) from None
