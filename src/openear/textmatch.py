@@ -79,12 +79,17 @@ class TermMatcher:
 
     def __init__(self, terms: list[tuple[str, int]]) -> None:
         self._exact: dict[str, list[_Term]] = {}
+        self._pairs: dict[tuple[str, str], list[_Term]] = {}  # phrases by their first two (exact) words
         self._stems: dict[str, list[_Term]] = {}
         for term, target in terms:
             parsed = parse_term(term, target)
             first, is_stem = parsed.words[0]
             if is_stem:
                 self._stems.setdefault(first[:3], []).append(parsed)
+            elif len(parsed.words) > 1 and not parsed.words[1][1]:
+                # "the guardian", "we need to organi*": looked up by two words, so that a common first word
+                # ("the", "we") costs one dictionary look-up, not a check of every phrase it starts
+                self._pairs.setdefault((first, parsed.words[1][0]), []).append(parsed)
             else:
                 self._exact.setdefault(first, []).append(parsed)
 
@@ -106,15 +111,21 @@ class TermMatcher:
 
     def find(self, text: str) -> list[tuple[int, int]]:
         tokens = list(_WORDS.finditer(text))
+        words = [m.group() for m in tokens]
         found: list[tuple[int, int]] = []
-        exact, stems = self._exact, self._stems
-        for i, m in enumerate(tokens):
-            word = m.group()
+        exact, pairs, stems = self._exact, self._pairs, self._stems
+        last = len(words) - 1
+        for i, word in enumerate(words):
             seen: set[int] = set()
             for term in exact.get(word, ()):
                 if term.target not in seen and (len(term.words) == 1 or self._rest(term, text, tokens, i)):
                     seen.add(term.target)
                     found.append((term.target, i))
+            if i < last and pairs:
+                for term in pairs.get((word, words[i + 1]), ()):
+                    if term.target not in seen and self._rest(term, text, tokens, i):
+                        seen.add(term.target)
+                        found.append((term.target, i))
             for term in stems.get(word[:3], ()):
                 if term.target not in seen and word.startswith(term.words[0][0]) and (
                         len(term.words) == 1 or self._rest(term, text, tokens, i)):
