@@ -475,3 +475,36 @@ def test_volume_table_is_weekly_for_long_spans(report: Report) -> None:
     assert bucket == "Week of" and cats == ["pay_tips", "support"]
     assert rows == [("2026-10-05", [0, 2], 2), ("2026-10-19", [0, 1], 1), ("2026-11-16", [4, 0], 4)]  # Mondays
     assert "<th>Week of</th>" in render_html(long) and "| week of |" in render_markdown(long)
+
+
+def test_a_pdf_fetches_nothing_from_the_network_or_the_disk(report: Report, html: str, tmp_path: Path) -> None:
+    """Defence in depth behind the escaping: even a page that names outside resources (an image, a stylesheet, a
+    font, on a local HTTP server and on disk) makes the PDF renderer fetch none of them."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Count(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Count)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = tmp_path / "secret.css"
+    secret.write_text("body { background: red }", encoding="utf-8")
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    bait = (f'<img src="{base}/img.png"><link rel="stylesheet" href="{base}/s.css">'
+            f'<link rel="stylesheet" href="file://{secret}"><style>@import url("{base}/i.css");'
+            f'@font-face {{ font-family: x; src: url("{base}/f.woff") }} body {{ font-family: x }}</style>')
+    try:
+        pdf = reports.render_pdf(report, html.replace("</head>", bait + "</head>", 1))
+    finally:
+        server.shutdown()
+    assert pdf.startswith(b"%PDF") and hits == []

@@ -429,13 +429,23 @@ def render(report: Report, fmt: str) -> str:
 
 def render_pdf(report: Report, html: str | None = None) -> bytes:
     """The HTML report (or ``html``, a page built on it) printed to A4 PDF by WeasyPrint, with its print styles."""
+    return bytes(pdf_document(report, html).write_pdf())
+
+
+def pdf_document(report: Report, html: str | None = None) -> Any:
+    """The laid-out pages of :func:`render_pdf` (a WeasyPrint ``Document``)."""
     try:
         from weasyprint import HTML
+        from weasyprint.urls import URLFetcher
     except ImportError:  # pragma: no cover - weasyprint is a dependency
         from openear.errors import ConfigError
 
         raise ConfigError("PDF reports need WeasyPrint: pip install weasyprint==70.0") from None
-    return bytes(HTML(string=html if html is not None else render_html(report), base_url=None).write_pdf())
+    # Everything a report shows is inline (its charts are SVG in the page): it fetches nothing, from the network
+    # or the disk, whatever a stored post or URL might try to make it load.
+    offline = URLFetcher(allowed_protocols=("data",), allow_redirects=False)
+    page = html if html is not None else render_html(report)
+    return HTML(string=page, base_url=None, url_fetcher=offline).render()
 
 
 def write_report(report: Report, fmt: str, output: Path) -> Path:

@@ -127,3 +127,25 @@ def test_report_never_scrolls_sideways_on_a_phone(browser: Any, tmp_path: Path, 
     assert page.locator("#triage table").evaluate("e => e.getBoundingClientRect().right") <= width
     shot(page, tmp_path, f"report-{width}px")
     ctx.close()
+
+
+def _boxes(box: Any) -> Iterator[Any]:
+    yield box
+    for child in getattr(box, "children", None) or ():
+        yield from _boxes(child)
+
+
+def test_the_pdf_keeps_every_word_inside_the_a4_page() -> None:
+    """In print (the PDF), the widest report (every category a column, an added section's table, the guard's
+    tables side by side) keeps every word inside the page's margins: nothing is cut off at the right edge."""
+    from openear import reports
+
+    doc = reports.pdf_document(_report(), scheduler.compose_html(_report(), EXTRA_SECTION, "Management"))
+    outside = []
+    for n, page in enumerate(doc.pages, 1):
+        box = page._page_box  # WeasyPrint's laid-out page (weasyprint is pinned)
+        left, right = box.margin_left, box.margin_width() - box.margin_right
+        for b in _boxes(box):
+            if type(b).__name__ == "TextBox" and (b.position_x < left - 0.5 or b.position_x + b.width > right + 0.5):
+                outside.append((n, b.text[:20], round(b.position_x + b.width - right)))
+    assert len(doc.pages) >= 3 and not outside, outside
