@@ -50,6 +50,7 @@ MUST_SCRUB = [
     ("call 415.555.0134 now", "555.0134", "[phone]"),
     ("call 415-555-0134", "555-0134", "[phone]"),
     ("call 1-415-555-0134 now", "1-", "[phone]"),
+    ("mira facebook.com/permalink.php?story_fbid=123&id=100004567", "100004567", "&id=[user]"),
     ("llama al 1 (415) 555-0134", "al 1", "[phone]"),
     ("call 4155550134", "4155550134", "[phone]"),
     ("call +14155550134", "4155550134", "[phone]"),

@@ -164,6 +164,9 @@ HANDLE = re.compile(
 )
 FEDI_HANDLE = re.compile(r"(?<![\w.])@[A-Za-z0-9_.]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 U_NAME = re.compile(r"(?<![\w/])/?u/[A-Za-z0-9_-]{2,}")
+# Facebook links that carry the author's numeric id in their query: permalink.php?story_fbid=1&id=USERID
+FB_USER_ID = re.compile(r"(?i)((?:https?://)?(?:[a-z]+\.)?(?:facebook|fb)\.com/[^\s?#]*\?[^\s#]*?(?<=[?&])"
+                        r"(?:id|profile_id|user_id)=)\d+")
 _AT_SIGNS = str.maketrans({"\uff20": "@", "\ufe6b": "@"})  # fullwidth and small commercial at
 
 USER = "[user]"
@@ -220,6 +223,8 @@ def scrub_text(text: str, names: Iterable[str] = ()) -> ScrubResult:
             out = sub(WHATSAPP, "[phone]", "phone", out)
         out = sub(PROFILE_URL, _profile_link, "profile_url", out)
         out = sub(FEDI_PROFILE_URL, _fedi_link, "profile_url", out)
+        if "id=" in out:
+            out = sub(FB_USER_ID, r"\g<1>[user]", "profile_url", out)
     if "@" in out:
         out = sub(HANDLE, USER, "handle", out)
     if "u/" in out:
