@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,12 @@ def test_scheduled_purge_job(ws: Workspace) -> None:
 def test_cli_purge_names_each_kind(ws: Workspace) -> None:
     from openear.cli import app
 
-    # the CLI purges by the real clock, a little after this cutoff: only the report ending at it is that close
+    # the CLI purges by the real clock, a little after this cutoff: only the report ending at it is that close.
+    # Both must fall on the same UTC day (topics and the output go by day): never start a minute before midnight.
+    now = datetime.now(UTC)
+    to_midnight = (now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1) - now).total_seconds()
+    if to_midnight < 60:
+        time.sleep(to_midnight + 1)
     cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=180)
     ids = seed(ws.store, ws.home, cutoff)
     runner = CliRunner()
