@@ -134,13 +134,9 @@ def test_each_command_writes_exactly_its_audit_rows(
     result = invoke(workspace.home, *command.split(), *(a.format(**ids) for a in args))
     assert result.exit_code == 0, result.output
     with workspace.store.connect() as conn:
-        got = conn.execute(
-            select(audit_log.c.actor, audit_log.c.action, audit_log.c.target)
-            .where(audit_log.c.id > before)
-            .order_by(audit_log.c.id)
-        ).all()
+        got = [(e["actor"], e["action"], e["target"]) for e in audit.entries(conn, after=before)]
         assert audit.verify(conn)
-    assert [tuple(r) for r in got] == [("cli", a, t.format(**ids)) for a, t in expected], command
+    assert got == [("cli", a, t.format(**ids)) for a, t in expected], command
 
 
 def test_what_the_commands_show_is_post_content(workspace: Any, seeded: dict[str, Any]) -> None:

@@ -104,9 +104,9 @@ def transaction(store: Any) -> Iterator[Connection]:
         yield conn
 
 
-def entries(conn: Connection) -> Iterator[dict[str, Any]]:
-    """Every row, oldest first."""
-    for row in conn.execute(select(audit_log).order_by(audit_log.c.id)).mappings():
+def entries(conn: Connection, *, after: int = 0) -> Iterator[dict[str, Any]]:
+    """Every row (or those after the row ``after``), oldest first."""
+    for row in conn.execute(select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id)).mappings():
         yield dict(row)
 
 

@@ -138,12 +138,7 @@ def _last_id(web: Any) -> int:
 
 def _appended(web: Any, after: int) -> list[tuple[str, str, str | None]]:
     with web.store.connect() as conn:
-        found = conn.execute(
-            select(audit_log.c.actor, audit_log.c.action, audit_log.c.target)
-            .where(audit_log.c.id > after)
-            .order_by(audit_log.c.id)
-        ).all()
-    return [tuple(r) for r in found]  # type: ignore[misc]
+        return [(e["actor"], e["action"], e["target"]) for e in audit.entries(conn, after=after)]
 
 
 def _client(web: Any, role: str | None, api: bool) -> Any:
