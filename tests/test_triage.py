@@ -182,6 +182,25 @@ def test_history_notes_assignment_priority_and_audit(ws: Any) -> None:
         assert audit.verify(conn)
 
 
+def test_the_audit_log_keeps_who_did_what_to_a_case_never_its_words(ws: Any) -> None:
+    """A case's title (often a post's opening words) and its notes stay in its history, which the retention purge
+    deletes with the case; the audit log, kept for good, records their length only."""
+    title, note = "Tips missing on the Tuesday batch again", "Asked payments; the driver quoted their statement"
+    with ws.store.begin() as conn:
+        cid = triage.open_case(conn, title=title, team="Payments", actor="ana", now=T0)
+        triage.add_note(conn, cid, note, actor="ana", now=T0)
+        triage.transition(conn, cid, "investigating", actor="ana", now=T0, note=note)
+        history = [e["detail"] for e in triage.get_case(conn, cid)["events"]]  # type: ignore[index]
+        logged = [e for e in audit.entries(conn) if e["target"] == f"case:{cid}"]
+    assert history[0]["title"] == title and history[1]["text"] == note and history[2]["note"] == note
+    assert [e["action"] for e in logged] == ["case.created", "case.note", "case.status"]
+    details = [json.loads(e["detail"]) for e in logged]
+    assert details[0] == {"title_chars": len(title), "team": "Payments", "priority": "normal"}
+    assert details[1] == {"text_chars": len(note)} and details[2]["note_chars"] == len(note)
+    assert details[2]["from"] == "new" and details[2]["to"] == "investigating"
+    assert not any(word in e["detail"] for e in logged for word in ("Tuesday", "statement"))
+
+
 def test_assignees_are_users_who_work_the_cases_team(ws: Any) -> None:
     """Enabled analysts and admins, and the enabled owners of the case's team; a store without accounts (made
     without ``openear init``) names people freely."""

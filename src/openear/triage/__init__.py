@@ -112,13 +112,24 @@ def _naive(now: datetime | None) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
+_FREE_TEXT = ("title", "text", "note")  # a case's title is often a post's opening words; notes may quote posts
+
+
 def _event(conn: Connection, case_id: int, now: datetime, actor: str, kind: str, detail: dict[str, Any]) -> None:
+    """A step in the case's history, and its audit record. The audit log is kept for good and the history goes
+    with the case (the retention purge), so the audit record keeps the free text's length, never its words."""
     conn.execute(
         insert(case_events).values(
             case_id=case_id, at=now, actor=actor[:100], kind=kind, detail=json.dumps(detail, ensure_ascii=False)
         )
     )
-    audit.record(conn, actor, f"case.{kind}", f"case:{case_id}", detail)
+    audited = {
+        (f"{k}_chars" if k in _FREE_TEXT and isinstance(v, str) else k): (
+            len(v) if k in _FREE_TEXT and isinstance(v, str) else v
+        )
+        for k, v in detail.items()
+    }
+    audit.record(conn, actor, f"case.{kind}", f"case:{case_id}", audited)
 
 
 def _case_row(conn: Connection, case_id: int) -> dict[str, Any]:
