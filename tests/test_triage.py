@@ -201,6 +201,28 @@ def test_the_audit_log_keeps_who_did_what_to_a_case_never_its_words(ws: Any) -> 
     assert not any(word in e["detail"] for e in logged for word in ("Tuesday", "statement"))
 
 
+def test_a_post_deleted_at_its_source_takes_its_words_out_of_case_titles(ws: Any, db_url: str) -> None:
+    """A case titled with a deleted post's opening words is retitled, in its history too; a title a person wrote
+    stays. On both stores."""
+    ws.import_rows([{"id": "d1", "text": "Support closed my ticket without reading it, third time this week",
+                     "author": "a1", "created_at": "2026-11-20T10:00:00Z"},
+                    {"id": "d2", "text": "Another post that stays", "author": "a2",
+                     "created_at": "2026-11-20T11:00:00Z"}])
+    ids = post_ids(ws)
+    with ws.store.begin() as conn:
+        derived = triage.open_case_for(conn, cfg(), actor="ana", now=T0, post_id=ids["d1"])
+        named = triage.open_case(conn, title="Ticket closures", team="Payments", actor="ana", now=T0,
+                                 post_ids=[ids["d1"], ids["d2"]])
+        assert triage.get_case(conn, derived)["title"].startswith("Support closed my ticket")  # type: ignore[index]
+    assert ws.store.delete_posts("test-source", ["d1"]) == 1
+    with ws.store.connect() as conn:
+        gone, kept = triage.get_case(conn, derived), triage.get_case(conn, named)
+    assert gone is not None and kept is not None
+    assert gone["title"] == f"Case {derived} (the post it was titled from was deleted at its source)"
+    assert "ticket" not in json.dumps(gone, default=str).lower()  # history included
+    assert kept["title"] == "Ticket closures" and [p["id"] for p in kept["posts"]] == [ids["d2"]]
+
+
 def test_assignees_are_users_who_work_the_cases_team(ws: Any) -> None:
     """Enabled analysts and admins, and the enabled owners of the case's team; a store without accounts (made
     without ``openear init``) names people freely."""

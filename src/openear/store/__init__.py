@@ -354,11 +354,12 @@ class Store:
         touched: set[int] = set()
         for chunk in _chunks(ids, 500):
             where = (posts.c.source == source) & posts.c.external_id.in_(chunk)
-            rows = conn.execute(select(posts.c.id, posts.c.cluster_id).where(where)).all()
+            rows = conn.execute(select(posts.c.id, posts.c.cluster_id, posts.c.title, posts.c.text).where(where)).all()
             if not rows:
                 continue
-            touched.update(c for _, c in rows if c is not None)
-            conn.execute(labels.delete().where(labels.c.post_id.in_([pid for pid, _ in rows])))
+            touched.update(r.cluster_id for r in rows if r.cluster_id is not None)
+            _retitle_cases(conn, {r.id: (r.title, r.text) for r in rows})
+            conn.execute(labels.delete().where(labels.c.post_id.in_([r.id for r in rows])))
             deleted += conn.execute(posts.delete().where(where)).rowcount
         if touched:
             with _Raw(conn) as raw:
@@ -678,6 +679,33 @@ def _add_guard_counts(raw: _Raw, counts: dict[tuple[str, str, str, str], int]) -
     arrays = ", ".join(raw.pg_array(guard_counts.c[c]) for c in ("source", "day", "action", "reason", "n"))
     raw.run(f"INSERT INTO guard_counts (source, day, action, reason, n) SELECT * FROM unnest({arrays}) {upsert}",
             [list(col) for col in zip(*rows, strict=True)])
+
+
+def _retitle_cases(conn: Connection, gone: dict[int, tuple[str | None, str | None]]) -> None:
+    """Cases titled with the opening words of a post the source deleted (``gone``: id -> title, text) lose them,
+    in the case and in its history: the deletion takes the post's words wherever openear copied them."""
+    from openear.triage import title_from  # triage builds on the store: imported when needed
+
+    titles = {pid: title_from(title or text) for pid, (title, text) in gone.items()}
+    linked = conn.execute(
+        select(cases.c.id, cases.c.title, case_posts.c.post_id)
+        .join(case_posts, case_posts.c.case_id == cases.c.id)
+        .where(case_posts.c.post_id.in_(list(titles)))
+    ).all()
+    for case_id, title, post_id in linked:
+        if title != titles[post_id]:
+            continue  # a title a person wrote: theirs to keep
+        new = f"Case {case_id} (the post it was titled from was deleted at its source)"
+        conn.execute(update(cases).where(cases.c.id == case_id).values(title=new))
+        events = conn.execute(
+            select(case_events.c.id, case_events.c.detail).where(case_events.c.case_id == case_id)
+        ).all()
+        for event_id, detail in events:
+            values = json.loads(detail or "{}")
+            if isinstance(values, dict) and values.get("title") == title:
+                values["title"] = new
+                conn.execute(update(case_events).where(case_events.c.id == event_id).values(
+                    detail=json.dumps(values, ensure_ascii=False)))
 
 
 CLOSED_CASE_STATUSES = ("resolved", "dismissed")  # triage's statuses other than its OPEN_STATUSES

@@ -139,7 +139,8 @@ def _case_row(conn: Connection, case_id: int) -> dict[str, Any]:
     return dict(row)
 
 
-def _title_from(text: str | None) -> str:
+def title_from(text: str | None) -> str:
+    """A case's default title: the opening words of its post (or its cluster's representative post)."""
     clean = " ".join((text or "").split())
     return clean if len(clean) <= TITLE_CHARS else clean[: TITLE_CHARS - 1].rstrip() + "…"
 
@@ -242,7 +243,7 @@ def open_case_for(
         raise DuplicateCase(what, existing.id, existing.team)
     return open_case(
         conn,
-        title=title or _title_from(rep["title"] or rep["text"]),
+        title=title or title_from(rep["title"] or rep["text"]),
         team=team or route_post(cfg, dict(rep)),
         actor=actor,
         now=now,
@@ -480,7 +481,7 @@ def apply_case_rules(conn: Connection, cfg: TriageConfig, *, now: datetime | Non
             opened.append(
                 open_case(
                     conn,
-                    title=_title_from(rep["title"] or rep["text"]),
+                    title=title_from(rep["title"] or rep["text"]),
                     team=route_post(cfg, dict(rep)),
                     actor=f"rule:{rule.name}",
                     origin=f"rule:{rule.name}",
