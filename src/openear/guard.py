@@ -480,11 +480,13 @@ _HASHTAG_ROOT = re.compile(
 _SPACED = re.compile(r"(?<![^\W_])[^\W_](?:[ .\-_*\u00b7]{1,2}[^\W_](?![^\W_])){2,}")
 _SPACED_SEP = re.compile(r"[ .\-_*\u00b7]")
 _LEET_WORD = re.compile(r"(?<![\w@$!|])\$?[a-z0-9]+(?:[!|@$]+[a-z0-9]+)*")
-_LEET_HINT = re.compile(r"[a-z][0-9!|@$]+[a-z]|(?<![\w$])\$[a-z]")  # not "4pm", "2nd", "@user"
+# a digit or symbol inside a word, or one standing for its first letter before 4 more ("5trike", "$trike");
+# not "4pm", "2nd", "@user"
+_LEET_HINT = re.compile(r"[a-z][0-9!|@$]+[a-z]|(?<![\w$])\$[a-z]|(?<![\w$])[013457][a-z]{4}")
 # One cheap first test for all three (most posts have none): stretched letter, digit or symbol after a letter or
 # "$" before one, and a one-letter word followed by a separator and another letter.
 _TRICK_GATE = re.compile(
-    r"([a-z])\1\1|[0-9!|@$](?<=[a-z][0-9!|@$])|\$[a-z]"
+    r"([a-z])\1\1|[0-9!|@$](?<=[a-z][0-9!|@$])|\$[a-z]|(?<![\w$])[013457][a-z]{4}"
     r"|[ .\-_*\u00b7](?<=(?<![^\W_])[^\W_][ .\-_*\u00b7])[^\W_][ .\-_*\u00b7]"
 )
 _STRETCH = re.compile(r"([a-z])\1{2,}")
