@@ -24,12 +24,13 @@ from openear.models import RunStats
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from openear.models import RunStats
     from openear.settings import Settings
     from openear.store import Store
 
 # Piped output (CI logs, files) is not cut at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)  # "posts.jsonl:100:" is no 💯
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, emoji=False)
 
 
 class _Cli(TyperGroup):
@@ -128,6 +129,15 @@ def _errors() -> Iterator[None]:
 
 
 _MISSING = re.compile(r'no such (?:table|column): (\S+)|(?:relation|column) "?([^"\s]+)"? does not exist')
+
+
+def _print_errors(stats: RunStats) -> None:
+    """The invalid records' messages on stderr, one a line, and how many more were not kept."""
+    for line in stats.errors:
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
+    if stats.errors_left_out:
+        err.print(f"... and {stats.errors_left_out:,} more invalid records (the first {len(stats.errors):,} are "
+                  "listed above)", highlight=False, markup=False)
 
 
 def _open_store(settings: settings_mod.Settings) -> Store:
@@ -321,8 +331,7 @@ def import_(
             _, stats = import_file(ws.settings, store, file, fmt, spec, progress=lambda n: bar.advance(task, n),
                                    mode=_mode(mode))
         days = _retention_days(ws.settings, store) if stats.expired else None
-    for line in stats.errors:
-        err.print(line, highlight=False, markup=False, soft_wrap=True)
+    _print_errors(stats)
     if as_json:
         print(json.dumps({"source": source, **stats.as_dict()}))
     else:
@@ -465,8 +474,7 @@ def backfill(
         finally:
             eng.close()
     stats = result.stats
-    for line in stats.errors:
-        err.print(line, highlight=False, markup=False, soft_wrap=True)
+    _print_errors(stats)
     if as_json:
         print(json.dumps({"source": source, "engine": engine, "skipped": result.skipped, **stats.as_dict()}))
     else:

@@ -163,11 +163,23 @@ class RunStats:
     expired: int = 0  # older than the retention limit when read: never stored
     rejected: dict[str, int] = field(default_factory=dict)
     withheld_by_reason: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first MAX_ERRORS invalid records' messages
+
+    MAX_ERRORS = 1000  # a file of millions of bad lines must not hold millions of messages: ``invalid`` counts all
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
+
+    def add_error(self, message: str) -> None:
+        """Keep an invalid record's message, up to :attr:`MAX_ERRORS` of them."""
+        if len(self.errors) < self.MAX_ERRORS:
+            self.errors.append(message)
+
+    @property
+    def errors_left_out(self) -> int:
+        """Invalid records whose message was not kept."""
+        return max(0, self.invalid - len(self.errors))
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

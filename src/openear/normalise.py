@@ -27,6 +27,10 @@ from openear.models import ITEM_VISIBILITIES, KINDS, Post, RawItem
 from openear.settings import SourceSpec
 
 MAX_ID_CHARS = 256
+# A post's text, cleaned: longer is refused (not cut: nothing is stored other than as written). The longest posts
+# platforms allow are some 63,000 characters (Facebook); the guard and the enrichers hold some 40 bytes a character
+# of a post until its batch is stored, so a batch of 500 posts of 1 MB each would need some 20 GB.
+MAX_TEXT_CHARS = 100_000
 _ECHO = 60  # characters of a bad value quoted back in a message
 
 # C0/C1 controls except tab and newline, and lone surrogates (json.loads lets "\ud800" through).
@@ -597,7 +601,10 @@ def normalise(raw: RawItem, fmt: str, spec: SourceSpec) -> Post:
         fn = NORMALISERS[fmt]
     except KeyError:
         raise InputFormatError(f"unknown format {fmt!r} (one of: {', '.join(NORMALISERS)})") from None
-    return fn(raw, spec)
+    post = fn(raw, spec)
+    if len(post.text) > MAX_TEXT_CHARS:
+        raise InvalidField("text", f"too long ({len(post.text)} characters, limit {MAX_TEXT_CHARS})")
+    return post
 
 
 def _payload(raw: RawItem) -> dict[str, Any]:

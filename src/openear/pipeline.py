@@ -88,7 +88,7 @@ def batches(
         post = normalised(item, normalise)
         if isinstance(post, InvalidItem):
             stats.invalid += 1
-            stats.errors.append(str(post))
+            stats.add_error(str(post))
         elif cutoff is not None and post.created_at < cutoff:
             stats.expired += 1
         else:

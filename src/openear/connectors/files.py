@@ -26,7 +26,8 @@ from openear.normalise import echo, json_type, normalise
 __all__ = ["FORMATS", "LINE_LIMIT", "detect_format", "normalise", "read_items"]
 
 FORMATS = ("jsonl", "csv", "zeeschuimer", "4cat")
-LINE_LIMIT = 1 << 20  # bytes in one line, newline excluded
+LINE_LIMIT = 1 << 20  # bytes in one line, newline excluded (and characters in one CSV field)
+RECORD_LIMIT = 4 * LINE_LIMIT  # bytes in one CSV record that runs over several lines (quoted line breaks)
 SNIFF_LINES = 100  # a JSON Lines file with no object in its first 100 non-blank lines is not JSON Lines
 _HEAD = 8192  # bytes checked for NULs (10% or more: binary, or UTF-16 without a byte order mark)
 _BOMS = (
@@ -36,6 +37,13 @@ _BOMS = (
     (b"\xfe\xff", "UTF-16 BE"),
 )
 _UTF8_BOM = b"\xef\xbb\xbf"
+_COMPRESSED = (  # read as they are, never decompressed (no archive bombs): the user decompresses first
+    (b"\x1f\x8b", "gzip-compressed", "gunzip"),
+    (b"PK\x03\x04", "a ZIP archive", "unzip"),
+    (b"BZh", "bzip2-compressed", "bunzip2"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "unxz"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd"),
+)
 REQUIRED_COLUMNS = {"csv": ("id", "text", "created_at"), "4cat": ("id", "body")}
 _4CAT_TIME_COLUMNS = ("unix_timestamp", "timestamp")
 
@@ -56,6 +64,10 @@ class _Line:
 def detect_format(path: Path) -> str:
     """The format of ``path`` from its first line (and extension): ``jsonl``, ``zeeschuimer``, ``csv`` or ``4cat``."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and not path.is_file():
+        # a pipe (or a device) cannot be read twice: once here for the format, then again for the records
+        raise InputFormatError(f"{path}: not a regular file (a pipe or a device), so its format cannot be told "
+                               "before it is read; pass --format")
     with _open(path) as (fh, offset):
         first = _first_line(path, fh, offset)
     suffix = path.suffix.lower()
@@ -120,10 +132,17 @@ def _check_head(path: Path, fh: io.BufferedReader) -> int:
         if head.startswith(bom):
             raise InputFormatError(f"{path}: not UTF-8: the file starts with a {name} byte order mark; "
                                    "save it as UTF-8")
+    for magic, name, tool in _COMPRESSED:
+        if head.startswith(magic):
+            raise InputFormatError(f"{path}: {name}, not text; decompress it first (e.g. {tool}) and import "
+                                   "the result")
     nul = head.find(b"\x00")
     if nul >= 0 and head.count(b"\x00") * 10 >= len(head):  # a stray NUL in text is left to the line it is on
         raise InputFormatError(f"{path}: not UTF-8 text: NUL byte at byte offset {nul} "
                                "(a binary file, or UTF-16 without a byte order mark?)")
+    if b"\r" in head and b"\n" not in head:
+        raise InputFormatError(f"{path}: lines end with a bare carriage return (CR, old Mac line endings), not LF "
+                               "or CRLF; convert the line endings (e.g. tr '\\r' '\\n') and import the result")
     if head.startswith(_UTF8_BOM):
         fh.read(len(_UTF8_BOM))
         return len(_UTF8_BOM)
@@ -315,6 +334,7 @@ def _csv_rows(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) -> I
     origin = str(path)
     problems: list[InvalidItem] = []  # physical-line problems inside the record being read
     held: list[tuple[int, str, InvalidItem | None]] = []  # the physical lines of the record being read
+    held_bytes = [0]  # their size (UTF-8); over RECORD_LIMIT, the record is refused, so memory stays bounded
     replay: deque[tuple[int, str, InvalidItem | None]] = deque()  # lines to read again (after a broken quote)
     header: list[str] | None = None
 
@@ -338,7 +358,12 @@ def _csv_rows(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) -> I
 
         def __next__(self) -> str:
             entry = replay.popleft() if replay else next(lines)
+            if not held:
+                held_bytes[0] = 0
+            held_bytes[0] += len(entry[1]) if entry[1].isascii() else len(entry[1].encode("utf-8", "replace"))
             held.append(entry)
+            if held_bytes[0] > RECORD_LIMIT and len(held) > 1:
+                raise _RecordTooLong
             if entry[2] is not None:
                 problems.append(entry[2])
             return entry[1]
@@ -357,6 +382,8 @@ def _csv_rows(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) -> I
         except csv.Error as exc:
             number, field, problem = _quote_problem(held, exc, None)
             raise InputFormatError(f"{path}: not CSV: header (line {number}): {problem}") from None
+        except _RecordTooLong:
+            raise InputFormatError(f"{path}: not CSV: header (line {held[0][0]}): {_record_too_long(held)}") from None
         if problems:
             raise InputFormatError(f"{path}: header (line {problems[0].line}): {problems[0].problem}")
         if any(c.strip() for c in row):
@@ -378,6 +405,10 @@ def _csv_rows(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) -> I
             replay.extendleft(reversed(held[1:]))
             yield InvalidItem(origin, number, field, problem)
             continue
+        except _RecordTooLong:  # read again like a broken quoted field (above): most likely a stray quote
+            replay.extendleft(reversed(held[1:]))
+            yield InvalidItem(origin, held[0][0], "csv", _record_too_long(held))
+            continue
         start = held[0][0] if held else 0
         if problems:
             yield problems[0]
@@ -391,6 +422,15 @@ def _csv_rows(path: Path, fh: BinaryIO, offset: int, fmt: str, source: str) -> I
         yield RawItem(source=source, payload=payload, origin=origin, line=start)
 
 
+class _RecordTooLong(Exception):
+    """A CSV record's lines (quoted line breaks) add up to more than :data:`RECORD_LIMIT` bytes."""
+
+
+def _record_too_long(held: list[tuple[int, str, InvalidItem | None]]) -> str:
+    return (f"record too long (lines {held[0][0]}-{held[-1][0]} hold more than {RECORD_LIMIT} bytes, limit "
+            f"{RECORD_LIMIT}): a quoted field is not closed, or holds too much")
+
+
 def _quote_problem(held: list[tuple[int, str, InvalidItem | None]], exc: csv.Error,
                    header: list[str] | None) -> tuple[int, str, str]:
     """``(line, field, problem)`` for a record the strict CSV reader refused (``held``: its physical lines).
@@ -402,6 +442,9 @@ def _quote_problem(held: list[tuple[int, str, InvalidItem | None]], exc: csv.Err
     last = held[-1][0]
     message = str(exc)
     state = _scan_quotes(first.rstrip("\r\n"))
+    if message.startswith("new-line character seen in unquoted field"):
+        return number, "csv", ("a carriage return (CR) inside an unquoted field: lines must end with LF or CRLF, and "
+                               "a line break inside a field must be quoted")
     if state is None:
         return number, "csv", message
     index, what, char = state
