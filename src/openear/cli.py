@@ -233,10 +233,12 @@ def _retention_days(settings: Settings, store: Store) -> int:
 def _iso(value: object) -> object:
     """A time for ``--json``: ISO 8601 in UTC with its offset (SQLite hands back naive UTC times, PostgreSQL aware
     ones: both print the same); a date as ``YYYY-MM-DD``; ``None`` as is."""
-    from datetime import UTC, datetime
+    from datetime import datetime
+
+    from openear.store import to_aware_utc
 
     if isinstance(value, datetime):
-        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+        return to_aware_utc(value).isoformat()
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

@@ -19,14 +19,14 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from openear.enrich import Enrichment
 from openear.settings import Settings
-from openear.store import Store, to_naive_utc, utcnow
+from openear.store import Store, to_aware_utc, to_naive_utc, utcnow
 from openear.store.schema import labels, posts, runs
 
 __all__ = ["ONLY", "ReenrichResult", "reenrich"]
@@ -62,17 +62,9 @@ class ReenrichResult:
             "changed": dict(self.changed),
             "enrichers": self.enrichers,
             "resumed_after": self.resumed_after,
-            "since": _utc_iso(self.since),
-            "until": _utc_iso(self.until),
+            "since": to_aware_utc(self.since).isoformat() if self.since else None,  # with its offset, as --json
+            "until": to_aware_utc(self.until).isoformat() if self.until else None,
         }
-
-
-def _utc_iso(value: datetime | None) -> str | None:
-    """A window's end for JSON: ISO 8601 in UTC with its offset, as every ``--json`` time (the store's are naive
-    UTC)."""
-    if value is None:
-        return None
-    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
 
 
 def _enrichers(enrichment: Enrichment, only: str) -> list[str]:

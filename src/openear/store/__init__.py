@@ -51,9 +51,16 @@ def utcnow() -> datetime:
 
 
 def to_naive_utc(value: datetime) -> datetime:
+    """As the store keeps times: naive UTC (a naive input is taken to be UTC already)."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value
+
+
+def to_aware_utc(value: datetime) -> datetime:
+    """A time as an aware UTC datetime, for output with its offset (a naive input, as the store keeps times, is
+    taken to be UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "resolved": frozenset({"investigating"}),
     "dismissed": frozenset({"new"}),
 }
+# Who works which teams' cases and alerts (the web's object-level check, openear.web.roles, and assignees): these
+# roles every team's, owners the teams they belong to (user_teams), other roles none.
+ALL_TEAMS_ROLES: tuple[str, ...] = ("admin", "analyst")
+TEAM_ROLE = "owner"
 EXCLUDED_FROM_RULES = ("media_coverage", "other")
 TITLE_CHARS = 120
 
@@ -123,12 +127,12 @@ def _event(conn: Connection, case_id: int, now: datetime, actor: str, kind: str,
             case_id=case_id, at=now, actor=actor[:100], kind=kind, detail=json.dumps(detail, ensure_ascii=False)
         )
     )
-    audited = {
-        (f"{k}_chars" if k in _FREE_TEXT and isinstance(v, str) else k): (
-            len(v) if k in _FREE_TEXT and isinstance(v, str) else v
-        )
-        for k, v in detail.items()
-    }
+    audited: dict[str, Any] = {}
+    for key, value in detail.items():
+        if key in _FREE_TEXT and isinstance(value, str):
+            audited[f"{key}_chars"] = len(value)
+        else:
+            audited[key] = value
     audit.record(conn, actor, f"case.{kind}", f"case:{case_id}", audited)
 
 
@@ -326,7 +330,7 @@ def assignable(conn: Connection, team: str) -> list[str] | None:
         select(users.c.username)
         .where(
             users.c.disabled.is_(False),
-            users.c.role.in_(("analyst", "admin")) | ((users.c.role == "owner") & users.c.id.in_(member)),
+            users.c.role.in_(ALL_TEAMS_ROLES) | ((users.c.role == TEAM_ROLE) & users.c.id.in_(member)),
         )
         .order_by(users.c.username)
     )

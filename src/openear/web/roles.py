@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from starlette.routing import Mount
 
+from openear.triage import ALL_TEAMS_ROLES, TEAM_ROLE
 from openear.web.auth import ROLES, User
 
 __all__ = [
@@ -113,9 +114,9 @@ def may_access_team_object(user: User | None, team: str | None, user_teams: Iter
     viewers and anonymous users none. Callers answer 404 for a hidden object, never 403: no existence leaks."""
     if user is None:
         return False
-    if user.role in ("admin", "analyst"):
+    if user.role in ALL_TEAMS_ROLES:
         return True
-    if user.role == "owner":
+    if user.role == TEAM_ROLE:
         teams = user.teams if user_teams is None else frozenset(user_teams)
         return team is not None and team in teams
     return False
